@@ -1,0 +1,1 @@
+"""Application components hosted by Switchboard's router (the demo application and your own)."""

@@ -1,0 +1,10 @@
+"""Switchboard: a WAMP application router built on Crossbar.io."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("switchboard")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

@@ -1,0 +1,147 @@
+"""
+Compile a validated :class:`~router.config.Config` into a Crossbar.io node configuration.
+
+This is a pure function of its inputs: no file, socket or clock is touched here, so every output can be
+unit-tested and checked by Crossbar's own config checker.
+
+The node has one router worker. It hosts the realms with their roles (as Crossbar static permissions),
+the application components (as router components: in-process, no extra worker to start or to hop through),
+the public transports, and a private *control* transport: RawSocket/msgpack on a unix socket inside the
+data directory. The control transport grants the router's built-in ``trusted`` role to whoever can open
+the socket, so only processes of the user owning the data directory can; ``switchboard run`` uses it to
+probe readiness. It is started last, so a session joined through it proves the whole node is up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.config import Config, Realm, Role, Rule, Transport
+
+__all__ = ["ROUTER_WORKER_ID", "compile_node", "compile_permissions"]
+
+ROUTER_WORKER_ID = "router_main"
+
+
+def compile_node(config: Config, control_socket: str) -> dict[str, Any]:
+    """Return the Crossbar node config (``"version": 2``) for ``config``.
+
+    Every transport port in ``config`` must already be concrete (non-zero): Crossbar rejects port 0.
+    """
+    transports = [_transport(t) for t in config.transports]
+    transports.append(_control_transport(control_socket))
+    worker: dict[str, Any] = {
+        "type": "router",
+        "id": ROUTER_WORKER_ID,
+        "options": {"title": "switchboard router", "pythonpath": list(config.pythonpath)},
+        "realms": [_realm(i, realm) for i, realm in enumerate(config.realms)],
+        "components": [
+            {
+                "type": "class",
+                "id": f"component_{i:03d}",
+                "classname": c.class_path,
+                "realm": c.realm,
+                "role": c.role,
+                "extra": dict(c.extra),
+            }
+            for i, c in enumerate(config.components)
+        ],
+        "transports": transports,
+    }
+    return {"version": 2, "controller": {}, "workers": [worker]}
+
+
+def _realm(index: int, realm: Realm) -> dict[str, Any]:
+    return {
+        "id": f"realm_{index:03d}",
+        "name": realm.name,
+        "roles": [
+            {"name": role.name, "permissions": compile_permissions(role)} for role in realm.roles.values()
+        ],
+    }
+
+
+def compile_permissions(role: Role) -> list[dict[str, Any]]:
+    """Translate a role's rules into Crossbar static permissions.
+
+    Crossbar's ``prefix`` is a raw string prefix (``chat.room`` would also cover ``chat.roomy``), so a
+    Switchboard prefix rule on ``u`` becomes two Crossbar entries: ``u`` exact and ``u.`` prefix, which
+    together cover exactly ``u`` and the URIs below it. Crossbar keeps one entry per URI string, so rules
+    landing on the same string are merged (their actions and disclosure are united).
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for rule in role.allow:
+        for uri, match in _crossbar_patterns(rule):
+            entry = merged.setdefault(
+                uri,
+                {
+                    "uri": uri,
+                    "match": match,
+                    "allow": {"call": False, "register": False, "publish": False, "subscribe": False},
+                    "disclose": {"caller": False, "publisher": False},
+                    "cache": True,
+                },
+            )
+            for action in rule.actions:
+                entry["allow"][action] = True
+            if rule.disclose:
+                entry["disclose"]["caller"] |= "call" in rule.actions
+                entry["disclose"]["publisher"] |= "publish" in rule.actions
+    return [merged[uri] for uri in sorted(merged)]
+
+
+def _crossbar_patterns(rule: Rule) -> list[tuple[str, str]]:
+    if rule.match == "prefix":
+        if rule.uri == "":
+            return [("", "prefix")]
+        return [(rule.uri, "exact"), (rule.uri + ".", "prefix")]
+    return [(rule.uri, rule.match)]
+
+
+def _transport(t: Transport) -> dict[str, Any]:
+    endpoint = {"type": "tcp", "interface": t.host, "port": t.port}
+    auth: dict[str, Any] = {}
+    if t.anonymous_role is not None:
+        auth["anonymous"] = {"type": "static", "role": t.anonymous_role}
+    if t.type == "rawsocket":
+        return {
+            "type": "rawsocket",
+            "id": f"transport_{t.name}",
+            "endpoint": endpoint,
+            "serializers": list(t.serializers),
+            # RawSocket announces its limit as a power of two; Crossbar takes bytes.
+            "max_message_size": t.max_message_size,
+            "auth": auth,
+        }
+    websocket = {
+        "type": "websocket",
+        "serializers": list(t.serializers),
+        "options": {
+            "max_message_size": t.max_message_size,
+            "open_handshake_timeout": _ms(t.open_handshake_timeout),
+            "auto_ping_interval": _ms(t.ping_interval),
+            "auto_ping_timeout": _ms(t.ping_timeout),
+            "enable_webstatus": False,
+        },
+        "auth": auth,
+    }
+    return {
+        "type": "web",
+        "id": f"transport_{t.name}",
+        "endpoint": endpoint,
+        "paths": {t.path: websocket},
+    }
+
+
+def _control_transport(path: str) -> dict[str, Any]:
+    return {
+        "type": "rawsocket",
+        "id": "transport_control",
+        "endpoint": {"type": "unix", "path": path},
+        "serializers": ["msgpack"],
+        "auth": {"anonymous": {"type": "static", "role": "trusted"}},
+    }
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)

@@ -1,0 +1,334 @@
+"""
+Load and validate ``switchboard.json`` into a typed, immutable model.
+
+Validation happens in two passes: the JSON Schema (``switchboard.schema.json``) checks shape and types,
+then :func:`_check_references` checks what a schema cannot express (names that must refer to each other,
+duplicates). Both passes report *every* problem as a :class:`Problem` whose ``pointer`` is the RFC 6901
+JSON pointer of the offending key, so ``switchboard check`` can print ``/realms/0/roles/x: ...`` lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator, ValidationError
+
+__all__ = [
+    "ACTIONS",
+    "Component",
+    "Config",
+    "ConfigError",
+    "Problem",
+    "Realm",
+    "Role",
+    "Rule",
+    "Transport",
+    "load_config",
+    "parse_config",
+    "schema",
+]
+
+ACTIONS = ("call", "register", "publish", "subscribe")
+
+Action = Literal["call", "register", "publish", "subscribe"]
+Match = Literal["exact", "prefix", "wildcard"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration, located by a JSON pointer (``""`` is the whole document)."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` lists every reason, in document order."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        super().__init__(f"{source}: {len(problems)} problem(s)")
+        self.source = source
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Allows ``actions`` on the URIs that ``uri`` covers under ``match`` semantics."""
+
+    uri: str
+    match: Match
+    actions: frozenset[Action]
+    disclose: bool = False
+
+
+@dataclass(frozen=True)
+class Role:
+    """A named set of rules; a session holds exactly one role."""
+
+    name: str
+    allow: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class Realm:
+    """A WAMP realm and its roles."""
+
+    name: str
+    roles: Mapping[str, Role]
+
+
+@dataclass(frozen=True)
+class Transport:
+    """A listening endpoint clients connect to."""
+
+    name: str
+    type: Literal["websocket", "rawsocket"]
+    host: str
+    port: int
+    path: str
+    serializers: tuple[str, ...]
+    max_message_size: int
+    open_handshake_timeout: float
+    ping_interval: float
+    ping_timeout: float
+    anonymous_role: str | None
+
+    @property
+    def url(self) -> str:
+        """The URL a client uses to reach this transport."""
+        if self.type == "websocket":
+            return f"ws://{self.host}:{self.port}/{self.path}"
+        return f"rs://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Component:
+    """An application component hosted inside the router process."""
+
+    class_path: str
+    realm: str
+    role: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated Switchboard configuration with every default filled in."""
+
+    transports: tuple[Transport, ...]
+    realms: tuple[Realm, ...]
+    components: tuple[Component, ...]
+    pythonpath: tuple[str, ...]
+
+    @property
+    def main_transport(self) -> Transport:
+        """The transport ``--port`` overrides: the first WebSocket one, else the first of all."""
+        for transport in self.transports:
+            if transport.type == "websocket":
+                return transport
+        return self.transports[0]
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``switchboard.json``."""
+    text = resources.files("router").joinpath("switchboard.schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def load_config(path: Path) -> Config:
+    """Read, validate and model the configuration at ``path``; raise :class:`ConfigError` if unusable."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, [Problem("", f"no such file: {source}")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(source, [Problem("", f"cannot read {source}: {e}")]) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        where = f"line {e.lineno}, column {e.colno}"
+        raise ConfigError(source, [Problem("", f"invalid JSON at {where}: {e.msg}")]) from None
+    return parse_config(document, base_dir=path.resolve().parent, source=source)
+
+
+def parse_config(document: Any, base_dir: Path, source: str = "<config>") -> Config:
+    """Validate an already-parsed JSON document; relative paths resolve against ``base_dir``."""
+    the_schema = schema()
+    problems = sorted(_schema_problems(document, the_schema), key=_document_order)
+    if problems:
+        raise ConfigError(source, problems)
+    problems = list(_check_references(document))
+    if problems:
+        raise ConfigError(source, problems)
+    return _build(document, the_schema, base_dir)
+
+
+def _pointer(parts: Iterator[Any] | list[Any]) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _document_order(problem: Problem) -> tuple[Any, ...]:
+    # Numeric components sort as numbers so /listen/10 comes after /listen/2.
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in problem.pointer.split("/"))
+
+
+def _schema_problems(document: Any, the_schema: dict[str, Any]) -> Iterator[Problem]:
+    validator = Draft202012Validator(the_schema)
+    for error in validator.iter_errors(document):
+        yield from _explain(error)
+
+
+def _explain(error: ValidationError) -> Iterator[Problem]:
+    """Turn one jsonschema error into user-facing problems pointing at the offending key."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        known = set(allowed)
+        for key in sorted(k for k in error.instance if k not in known):
+            hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+            yield Problem(_pointer([*path, key]), f"unknown key{hint}")
+        return
+    if error.validator == "propertyNames":
+        yield Problem(_pointer([*path, error.instance]), f"invalid name: {error.message}")
+        return
+    if error.validator == "not":
+        yield Problem(_pointer(path), f"{error.instance!r} is a reserved name")
+        return
+    if error.validator == "required":
+        # Point at the missing key itself: "/listen/0/port: is required".
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        yield Problem(_pointer([*path, missing]) if missing else _pointer(path), "is required")
+        return
+    yield Problem(_pointer(path), error.message)
+
+
+def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
+    """Checks the schema cannot express: uniqueness and names that must refer to something."""
+    realm_roles: dict[str, set[str]] = {}
+    for i, realm in enumerate(doc["realms"]):
+        if realm["name"] in realm_roles:
+            yield Problem(f"/realms/{i}/name", f"duplicate realm {realm['name']!r}")
+        realm_roles[realm["name"]] = set(realm["roles"])
+        for role_name, role in realm["roles"].items():
+            for j, rule in enumerate(role.get("allow", [])):
+                problem = _rule_problem(rule)
+                if problem:
+                    yield Problem(f"/realms/{i}/roles/{role_name}/allow/{j}/uri", problem)
+
+    names: set[str] = set()
+    bound: set[tuple[str, int]] = set()
+    for i, transport in enumerate(doc["listen"]):
+        if transport["name"] in names:
+            yield Problem(f"/listen/{i}/name", f"duplicate transport name {transport['name']!r}")
+        names.add(transport["name"])
+        address = (transport.get("host", "127.0.0.1"), transport["port"])
+        if transport["port"] and address in bound:
+            yield Problem(
+                f"/listen/{i}/port", f"{address[0]}:{address[1]} is already used by another transport"
+            )
+        bound.add(address)
+        if transport["type"] != "websocket":
+            for key in ("path", "open_handshake_timeout", "ping_interval", "ping_timeout"):
+                if key in transport:
+                    yield Problem(f"/listen/{i}/{key}", "only valid for websocket transports")
+        anonymous = transport.get("auth", {}).get("anonymous")
+        if anonymous:
+            for realm_name, roles in realm_roles.items():
+                if anonymous["role"] not in roles:
+                    yield Problem(
+                        f"/listen/{i}/auth/anonymous/role",
+                        f"role {anonymous['role']!r} is not defined in realm {realm_name!r}",
+                    )
+
+    for i, component in enumerate(doc.get("components", [])):
+        realm_name = component["realm"]
+        if realm_name not in realm_roles:
+            known = ", ".join(sorted(realm_roles))
+            yield Problem(f"/components/{i}/realm", f"no realm named {realm_name!r} (defined: {known})")
+            continue
+        role = component.get("role", "backend")
+        if role not in realm_roles[realm_name]:
+            yield Problem(f"/components/{i}/role", f"no role {role!r} in realm {realm_name!r}")
+
+
+def _rule_problem(rule: dict[str, Any]) -> str | None:
+    uri, match = rule["uri"], rule.get("match", "exact")
+    parts = uri.split(".")
+    if match == "wildcard":
+        if "" not in parts:
+            return 'a "wildcard" URI needs at least one empty component, e.g. "chat..typing"'
+        return None
+    if uri == "" and match == "prefix":
+        return None  # the empty prefix covers every URI
+    if "" in parts:
+        return f'empty URI components are only allowed with "match": "wildcard" (got {match!r})'
+    return None
+
+
+def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> Config:
+    defs = the_schema["$defs"]
+
+    def default(definition: str, key: str) -> Any:
+        return defs[definition]["properties"][key]["default"]
+
+    def opt(obj: dict[str, Any], definition: str, key: str) -> Any:
+        return obj.get(key, default(definition, key))
+
+    transports = tuple(
+        Transport(
+            name=t["name"],
+            type=t["type"],
+            host=opt(t, "transport", "host"),
+            port=t["port"],
+            path=opt(t, "transport", "path"),
+            serializers=tuple(opt(t, "transport", "serializers")),
+            max_message_size=opt(t, "transport", "max_message_size"),
+            open_handshake_timeout=opt(t, "transport", "open_handshake_timeout"),
+            ping_interval=opt(t, "transport", "ping_interval"),
+            ping_timeout=opt(t, "transport", "ping_timeout"),
+            anonymous_role=t.get("auth", {}).get("anonymous", {}).get("role"),
+        )
+        for t in doc["listen"]
+    )
+    realms = tuple(
+        Realm(
+            name=r["name"],
+            roles={
+                name: Role(
+                    name=name,
+                    allow=tuple(
+                        Rule(
+                            uri=rule["uri"],
+                            match=opt(rule, "rule", "match"),
+                            actions=frozenset(rule["actions"]),
+                            disclose=opt(rule, "rule", "disclose"),
+                        )
+                        for rule in role.get("allow", [])
+                    ),
+                )
+                for name, role in r["roles"].items()
+            },
+        )
+        for r in doc["realms"]
+    )
+    components = tuple(
+        Component(
+            class_path=c["class"],
+            realm=c["realm"],
+            role=opt(c, "component", "role"),
+            extra=opt(c, "component", "extra"),
+        )
+        for c in doc.get("components", [])
+    )
+    pythonpath = tuple(str((base_dir / p).resolve()) for p in doc.get("pythonpath", []))
+    return Config(transports=transports, realms=realms, components=components, pythonpath=pythonpath)

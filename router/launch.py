@@ -1,0 +1,206 @@
+"""
+Start a Switchboard node: compile the config into a data directory, spawn Crossbar, wait until ready.
+
+Used by ``switchboard run`` and by the test fixtures, so tests exercise the very path users take.
+Everything that can be checked before Crossbar starts (ports, component imports, a node already running)
+is, because Crossbar's own report of those takes seconds and a page of log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import importlib
+import json
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+
+from router.compile import compile_node
+from router.config import Config, Transport
+from router.diagnose import explain_failure, is_port_in_use
+from router.probe import ProbeTimeout, join_once, wait_until_joined
+from router.process import NodeProcess
+
+__all__ = ["RunningNode", "StartError", "launch", "with_port"]
+
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+_MAX_UNIX_PATH = 107
+_PORT_ATTEMPTS = 3
+
+
+class StartError(Exception):
+    """The node could not start; the message is one line naming the cause."""
+
+
+@dataclass
+class RunningNode:
+    """A node that has joined its readiness probe."""
+
+    process: NodeProcess
+    config: Config
+    data_dir: Path
+    control_socket: str
+
+    @property
+    def url(self) -> str:
+        """URL of the main transport, with the real port."""
+        return self.config.main_transport.url
+
+    async def stop(self, grace: float = 10.0) -> int:
+        """Stop the node; return Crossbar's exit code (1 after SIGTERM even when clean)."""
+        return await self.process.stop(grace)
+
+
+def with_port(config: Config, port: int) -> Config:
+    """``config`` with the main transport listening on ``port``."""
+    main = config.main_transport
+    transports = tuple(dataclasses.replace(t, port=port) if t is main else t for t in config.transports)
+    return dataclasses.replace(config, transports=transports)
+
+
+async def launch(
+    reactor: Any,
+    config: Config,
+    data_dir: Path,
+    *,
+    loglevel: str = "warn",
+    ready_timeout: float = 60.0,
+    on_line: Callable[[str], None] | None = None,
+) -> RunningNode:
+    """Compile ``config`` into ``data_dir``, start Crossbar and return once a probe session has joined.
+
+    Raises :class:`StartError` (with every child process gone) when the node cannot start.
+    """
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    control_socket = str(data_dir / "control.sock")
+    if len(control_socket.encode()) > _MAX_UNIX_PATH:
+        raise StartError(f"data directory path too long for a unix socket ({control_socket})")
+    await _clear_control_socket(reactor, control_socket, config.realms[0].name, data_dir)
+    _check_components_import(config)
+
+    attempts = _PORT_ATTEMPTS if any(t.port == 0 for t in config.transports) else 1
+    for attempt in range(1, attempts + 1):
+        resolved = _resolve_ports(config)
+        try:
+            return await _start(reactor, resolved, data_dir, control_socket, loglevel, ready_timeout, on_line)
+        except _PortTaken as e:
+            # A port we picked was taken between picking and binding: pick again (bounded).
+            if attempt == attempts:
+                raise StartError(str(e)) from None
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(StartError):
+    pass
+
+
+async def _start(
+    reactor: Any,
+    config: Config,
+    data_dir: Path,
+    control_socket: str,
+    loglevel: str,
+    ready_timeout: float,
+    on_line: Callable[[str], None] | None,
+) -> RunningNode:
+    cbdir = data_dir / ".crossbar"
+    cbdir.mkdir(mode=0o700, exist_ok=True)
+    node_config = compile_node(config, control_socket=control_socket)
+    (cbdir / "config.json").write_text(json.dumps(node_config, indent=2) + "\n", encoding="utf-8")
+
+    process = NodeProcess(reactor, cbdir, data_dir / "node.log", loglevel=loglevel, on_line=on_line)
+    process.start()
+    exited = process.exited
+    deadline = reactor.seconds() + ready_timeout
+    try:
+        await wait_until_joined(reactor, control_socket, config.realms[0].name, deadline, gave_up=exited)
+    except ProbeTimeout:
+        code = await process.stop()
+        log = process.log_path.read_text(encoding="utf-8", errors="replace")
+        cause = explain_failure(log) if process.exit_code is not None else None
+        where = f"(exit code {code}; log: {process.log_path})"
+        if cause and is_port_in_use(log):
+            raise _PortTaken(f"{cause} {where}") from None
+        if cause:
+            raise StartError(f"{cause} {where}") from None
+        raise StartError(f"node not ready within {ready_timeout:g} s {where}") from None
+    except BaseException:
+        await process.stop()
+        raise
+    return RunningNode(process=process, config=config, data_dir=data_dir, control_socket=control_socket)
+
+
+async def _clear_control_socket(reactor: Any, path: str, realm: str, data_dir: Path) -> None:
+    if not Path(path).exists():
+        return
+    try:
+        await join_once(reactor, path, realm, timeout=2.0)
+    except (OSError, defer.TimeoutError, Exception):
+        Path(path).unlink(missing_ok=True)  # left behind by a node that died
+        return
+    raise StartError(f"a Switchboard node is already running with data directory {data_dir}")
+
+
+def _check_components_import(config: Config) -> None:
+    with _extra_sys_path(config.pythonpath):
+        for i, component in enumerate(config.components):
+            module_name, _, class_name = component.class_path.rpartition(".")
+            where = f"component {component.class_path!r} (/components/{i}/class)"
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as e:
+                raise StartError(f"cannot import {where}: {type(e).__name__}: {e}") from None
+            if not isinstance(getattr(module, class_name, None), type):
+                raise StartError(f"cannot import {where}: module {module_name!r} has no class {class_name!r}")
+
+
+@contextlib.contextmanager
+def _extra_sys_path(paths: tuple[str, ...]) -> Iterator[None]:
+    saved = list(sys.path)
+    sys.path[:0] = list(paths)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
+def _resolve_ports(config: Config) -> Config:
+    transports = []
+    for i, t in enumerate(config.transports):
+        if t.port == 0:
+            t = dataclasses.replace(t, port=_pick_free_port(t.host))
+        else:
+            _check_port_free(i, t)
+        transports.append(t)
+    return dataclasses.replace(config, transports=tuple(transports))
+
+
+def _pick_free_port(host: str) -> int:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _check_port_free(index: int, t: Transport) -> None:
+    with socket.socket(_family(t.host), socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((t.host, t.port))
+        except OSError as e:
+            reason = "address already in use" if e.errno == errno.EADDRINUSE else e.strerror
+            raise StartError(
+                f"cannot listen on {t.host}:{t.port} (transport {t.name!r}, /listen/{index}): {reason}"
+            ) from None
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
