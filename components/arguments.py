@@ -23,9 +23,7 @@ def invalid_argument(procedure: str, reason: str) -> ApplicationError:
     return ApplicationError(ApplicationError.INVALID_ARGUMENT, f"{procedure}: {reason}")
 
 
-def bind(
-    procedure: str, shape: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> dict[str, Any]:
+def bind(procedure: str, shape: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Bind a call's positional and keyword arguments to the parameters of ``shape``.
 
     Returns every parameter by name, defaults applied. Raises ``wamp.error.invalid_argument`` when the

@@ -50,9 +50,7 @@ def check(config_path: Path) -> None:
 
 @cli.command()
 @config_option
-@click.option(
-    "--port", type=click.IntRange(0, 65535), help="Port of the main transport (0: pick a free one)."
-)
+@click.option("--port", type=click.IntRange(0, 65535), help="Port of the main transport (0: pick a free one).")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),

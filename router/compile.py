@@ -55,9 +55,7 @@ def _realm(index: int, realm: Realm) -> dict[str, Any]:
     return {
         "id": f"realm_{index:03d}",
         "name": realm.name,
-        "roles": [
-            {"name": role.name, "permissions": compile_permissions(role)} for role in realm.roles.values()
-        ],
+        "roles": [{"name": role.name, "permissions": compile_permissions(role)} for role in realm.roles.values()],
     }
 
 

@@ -233,9 +233,7 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
         names.add(transport["name"])
         address = (transport.get("host", "127.0.0.1"), transport["port"])
         if transport["port"] and address in bound:
-            yield Problem(
-                f"/listen/{i}/port", f"{address[0]}:{address[1]} is already used by another transport"
-            )
+            yield Problem(f"/listen/{i}/port", f"{address[0]}:{address[1]} is already used by another transport")
         bound.add(address)
         if transport["type"] != "websocket":
             for key in ("path", "open_handshake_timeout", "ping_interval", "ping_timeout"):

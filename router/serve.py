@@ -29,9 +29,7 @@ def _echo(line: str, err: bool = False) -> None:
     stream.flush()
 
 
-def serve(
-    reactor: Any, config: Config, data_dir: Path, loglevel: str, ready_timeout: float
-) -> defer.Deferred[None]:
+def serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, ready_timeout: float) -> defer.Deferred[None]:
     """Start the node and wait until it stops; the Deferred fails with ``SystemExit(1)`` on failure."""
     return defer.ensureDeferred(_serve(reactor, config, data_dir, loglevel, ready_timeout))
 

@@ -53,9 +53,7 @@ class ChatComponent(ComponentSession):
                 f'{uris.CHAT_SEND} needs the caller\'s identity: give its rule "disclose": true',
             )
         try:
-            message = self.rooms.post(
-                call["room"], call["text"], author=details.caller_authid, now=self.clock()
-            )
+            message = self.rooms.post(call["room"], call["text"], author=details.caller_authid, now=self.clock())
         except InvalidArgument as e:
             raise invalid_argument(uris.CHAT_SEND, str(e)) from None
         payload = message.to_dict()

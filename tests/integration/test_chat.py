@@ -32,7 +32,8 @@ async def test_send_publishes_and_returns_the_message(reactor: Any, demo_node: A
         assert set(sent) == {"id", "room", "seq", "author", "text", "ts"}
         assert (sent["room"], sent["seq"], sent["text"]) == (room, 1, "hello")
         assert sent["author"] == s.details.authid
-        assert isinstance(sent["id"], str) and sent["id"]
+        assert isinstance(sent["id"], str)
+        assert sent["id"]
         assert isinstance(sent["ts"], float)
         assert await inbox.next() == sent
 
@@ -78,23 +79,15 @@ INVALID_CALLS = [
     pytest.param(uris.CHAT_SEND, ("r" * 65, "x"), {}, "room: must match", id="send-room-too-long"),
     pytest.param(uris.CHAT_SEND, (7, "x"), {}, "room: must be a string, not int", id="send-room-int"),
     pytest.param(uris.CHAT_SEND, ("lobby", ""), {}, "text: must not be empty", id="send-text-empty"),
-    pytest.param(
-        uris.CHAT_SEND, ("lobby", "x" * 4097), {}, "text: must be at most 4096", id="send-text-long"
-    ),
-    pytest.param(
-        uris.CHAT_SEND, ("lobby", ["x"]), {}, "text: must be a string, not list", id="send-text-list"
-    ),
+    pytest.param(uris.CHAT_SEND, ("lobby", "x" * 4097), {}, "text: must be at most 4096", id="send-text-long"),
+    pytest.param(uris.CHAT_SEND, ("lobby", ["x"]), {}, "text: must be a string, not list", id="send-text-list"),
     pytest.param(uris.CHAT_SEND, ("lobby",), {}, "missing a required argument: 'text'", id="send-missing"),
     pytest.param(uris.CHAT_SEND, ("lobby", "x", "y"), {}, "too many positional arguments", id="send-extra"),
     pytest.param(uris.CHAT_SEND, ("lobby", "x"), {"colour": 1}, "unexpected keyword", id="send-unknown-kw"),
-    pytest.param(
-        uris.CHAT_HISTORY, ("lobby",), {"limit": 0}, "limit: must be between 1 and 500", id="hist-0"
-    ),
+    pytest.param(uris.CHAT_HISTORY, ("lobby",), {"limit": 0}, "limit: must be between 1 and 500", id="hist-0"),
     pytest.param(uris.CHAT_HISTORY, ("lobby", 501), {}, "limit: must be between 1 and 500", id="hist-501"),
     pytest.param(uris.CHAT_HISTORY, ("lobby", "5"), {}, "limit: must be an integer, not str", id="hist-str"),
-    pytest.param(
-        uris.CHAT_HISTORY, ("lobby", True), {}, "limit: must be an integer, not bool", id="hist-bool"
-    ),
+    pytest.param(uris.CHAT_HISTORY, ("lobby", True), {}, "limit: must be an integer, not bool", id="hist-bool"),
     pytest.param(uris.CHAT_HISTORY, ("Lobby",), {}, "room: must match", id="hist-room"),
     pytest.param(uris.CHAT_HISTORY, (), {}, "missing a required argument: 'room'", id="hist-missing"),
     pytest.param(uris.CHAT_ROOMS, (1,), {}, "too many positional arguments", id="rooms-extra"),
@@ -144,9 +137,7 @@ async def test_anonymous_cannot_register_or_publish(reactor: Any, demo_node: Any
                 await s.register(lambda: None, uri)
             assert caught.value.error == uris.NOT_AUTHORIZED, uri
         with pytest.raises(ApplicationError) as caught:
-            await s.publish(
-                uris.room_topic(room), {"text": "forged"}, options=PublishOptions(acknowledge=True)
-            )
+            await s.publish(uris.room_topic(room), {"text": "forged"}, options=PublishOptions(acknowledge=True))
         assert caught.value.error == uris.NOT_AUTHORIZED
 
 
@@ -160,16 +151,12 @@ async def test_anonymous_cannot_register_or_publish(reactor: Any, demo_node: Any
     ],
 )
 @pytest_twisted.ensureDeferred
-async def test_anonymous_is_denied_outside_its_rules(
-    reactor: Any, demo_node: Any, action: str, uri: str
-) -> None:
+async def test_anonymous_is_denied_outside_its_rules(reactor: Any, demo_node: Any, action: str, uri: str) -> None:
     """Anything the anonymous rules do not cover is wamp.error.not_authorized."""
     async with session(reactor, demo_node.url) as s:
+        attempt = s.call(uri) if action == "call" else s.subscribe(lambda *a: None, uri)
         with pytest.raises(ApplicationError) as caught:
-            if action == "call":
-                await s.call(uri)
-            else:
-                await s.subscribe(lambda *a: None, uri)
+            await attempt
     assert caught.value.error == uris.NOT_AUTHORIZED
 
 

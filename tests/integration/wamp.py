@@ -47,9 +47,7 @@ async def wait(d: defer.Deferred[Any], reactor: Any, timeout: float = TIMEOUT) -
 
 
 @asynccontextmanager
-async def session(
-    reactor: Any, url: str, realm: str = "demo", serializer: str = "json"
-) -> AsyncIterator[Any]:
+async def session(reactor: Any, url: str, realm: str = "demo", serializer: str = "json") -> AsyncIterator[Any]:
     """A joined session over WebSocket; it leaves and disconnects on exit."""
     joined: defer.Deferred[Any] = defer.Deferred()
     factory = WampWebSocketClientFactory(
