@@ -85,7 +85,8 @@ def _load_or_exit(path: Path) -> Config:
         return load_config(path)
     except ConfigError as e:
         for problem in e.problems:
-            click.echo(str(problem), err=True)
+            # Problems with the file as a whole (unreadable, not JSON) have no pointer: name the file.
+            click.echo(str(problem) if problem.pointer else f"{path}: {problem.message}", err=True)
         click.echo(f"{path}: {len(e.problems)} problem(s), nothing started", err=True)
         sys.exit(EXIT_BAD_INPUT)
 

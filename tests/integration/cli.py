@@ -1,0 +1,80 @@
+"""Run the ``switchboard`` command as a user would, with bounded waits and orphan detection."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+SWITCHBOARD = str(Path(sys.executable).parent / "switchboard")
+
+
+def switchboard(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a switchboard command to completion."""
+    return subprocess.run(
+        [SWITCHBOARD, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+class RunningCommand:
+    """A ``switchboard run`` in the background, started in its own directory ``cwd``.
+
+    Crossbar's controller inherits that working directory and its workers run in the node directory below
+    the data directory, so every process the command started has its working directory under ``cwd``
+    (process titles and environments are rewritten by Crossbar, working directories are not).
+    """
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        self.cwd = cwd.resolve()
+        self.proc = subprocess.Popen(
+            [SWITCHBOARD, "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=self.cwd,
+        )
+
+    def read_line(self, timeout: float = 90) -> str:
+        """The next stdout line; '' once stdout closed. Fails after ``timeout`` seconds."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"no output within {timeout} s")
+        return self.proc.stdout.readline()
+
+    def wait(self, timeout: float = 60) -> tuple[int, str]:
+        """Wait for exit; return the exit code and everything printed on stderr."""
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err
+
+    def processes(self) -> list[int]:
+        """PIDs of live processes working in or below ``cwd`` (the command and what it started)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cwd = Path(os.readlink(entry / "cwd"))
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and (cwd == self.cwd or self.cwd in cwd.parents):
+                found.append(int(entry.name))
+        return found
+
+    def kill(self) -> None:
+        """Last-resort cleanup for a failed test."""
+        for pid in self.processes():
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
