@@ -198,7 +198,8 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
             hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
             yield Problem(_pointer([*path, key]), f"unknown key{hint}")
         return
-    if error.validator == "propertyNames":
+    if "propertyNames" in error.absolute_schema_path:
+        # The error is about a key itself, reported at the object holding it: point at the key.
         yield Problem(_pointer([*path, error.instance]), f"invalid name: {error.message}")
         return
     if error.validator == "not":

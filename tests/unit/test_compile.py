@@ -1,0 +1,122 @@
+"""The compiler from a Switchboard config to a Crossbar node config (pure; no sockets)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.compile import compile_node, compile_permissions
+from router.config import Role, Rule, load_config
+from router.launch import with_port
+from tests.conftest import DEMO_CONFIG
+
+SOCKET = "/run/sb/control.sock"
+
+
+def demo_node_config(port: int = 18080) -> dict[str, Any]:
+    return compile_node(with_port(load_config(DEMO_CONFIG), port), control_socket=SOCKET)
+
+
+def perms(*rules: Rule) -> dict[str, dict[str, Any]]:
+    return {p["uri"]: p for p in compile_permissions(Role(name="r", allow=rules))}
+
+
+def test_crossbar_accepts_the_compiled_demo_config() -> None:
+    """Crossbar's own config checker accepts what the compiler produces for the demo."""
+    with warnings.catch_warnings():
+        # crossbar's import chain (web3, eth utils, lib2to3, ...) warns about itself; not our concern here.
+        warnings.simplefilter("ignore")
+        from crossbar.personality import Personality
+
+    Personality.check_config(Personality, demo_node_config())
+
+
+def test_one_router_worker_with_realm_components_and_transports() -> None:
+    """The node has one router worker hosting the demo realm, its two components and the transports."""
+    (worker,) = demo_node_config()["workers"]
+    assert worker["type"] == "router"
+    assert [r["name"] for r in worker["realms"]] == ["demo"]
+    assert [r["name"] for r in worker["realms"][0]["roles"]] == ["anonymous", "backend"]
+    assert [(c["classname"], c["realm"], c["role"]) for c in worker["components"]] == [
+        ("components.chat.ChatComponent", "demo", "backend"),
+        ("components.system.SystemComponent", "demo", "backend"),
+    ]
+    assert worker["components"][0]["extra"] == {"history_size": 500}
+
+
+def test_websocket_transport_has_production_limits() -> None:
+    """The public WebSocket sits at its path with a message size limit, handshake timeout and pings."""
+    main = demo_node_config(port=18080)["workers"][0]["transports"][0]
+    assert main["type"] == "web"
+    assert main["endpoint"] == {"type": "tcp", "interface": "127.0.0.1", "port": 18080}
+    ws = main["paths"]["ws"]
+    assert ws["type"] == "websocket"
+    assert ws["options"] == {
+        "max_message_size": 1048576,
+        "open_handshake_timeout": 2500,
+        "auto_ping_interval": 10000,
+        "auto_ping_timeout": 5000,
+        "enable_webstatus": False,
+    }
+    assert ws["auth"] == {"anonymous": {"type": "static", "role": "anonymous"}}
+
+
+def test_control_transport_is_last_and_trusted() -> None:
+    """The control socket is the last transport (started last) and grants the built-in trusted role."""
+    control = demo_node_config()["workers"][0]["transports"][-1]
+    assert control["endpoint"] == {"type": "unix", "path": SOCKET}
+    assert control["auth"] == {"anonymous": {"type": "static", "role": "trusted"}}
+
+
+def test_prefix_rule_covers_whole_components_only() -> None:
+    """A prefix rule on u becomes u exact plus 'u.' prefix, so it never covers 'u' + 'y...'."""
+    compiled = perms(Rule("chat.room", "prefix", frozenset({"subscribe"})))
+    assert set(compiled) == {"chat.room", "chat.room."}
+    assert compiled["chat.room"]["match"] == "exact"
+    assert compiled["chat.room."]["match"] == "prefix"
+    assert all(
+        p["allow"] == {"call": False, "register": False, "publish": False, "subscribe": True} for p in compiled.values()
+    )
+
+
+def test_empty_prefix_covers_everything() -> None:
+    """The empty prefix compiles to Crossbar's empty prefix: every URI."""
+    assert list(perms(Rule("", "prefix", frozenset({"call"})))) == [""]
+
+
+def test_rules_on_the_same_uri_merge() -> None:
+    """Rules landing on one Crossbar URI unite their actions (Crossbar keeps one entry per URI)."""
+    compiled = perms(
+        Rule("chat.send", "exact", frozenset({"call"}), disclose=True),
+        Rule("chat", "prefix", frozenset({"subscribe"})),
+        Rule("chat.send", "exact", frozenset({"register"})),
+    )
+    entry = compiled["chat.send"]
+    assert entry["allow"] == {"call": True, "register": True, "publish": False, "subscribe": False}
+    assert entry["disclose"] == {"caller": True, "publisher": False}
+
+
+@pytest.mark.parametrize(
+    ("actions", "expected"),
+    [
+        ({"call"}, {"caller": True, "publisher": False}),
+        ({"publish"}, {"caller": False, "publisher": True}),
+        ({"subscribe", "register"}, {"caller": False, "publisher": False}),
+    ],
+)
+def test_disclose_applies_to_the_rule_actions(actions: set[str], expected: dict[str, bool]) -> None:
+    """disclose reveals the caller for call rules and the publisher for publish rules."""
+    compiled = perms(Rule("x.y", "exact", frozenset(actions), disclose=True))  # type: ignore[arg-type]
+    assert compiled["x.y"]["disclose"] == expected
+
+
+def test_pythonpath_is_resolved_against_the_config_file(tmp_path: Path) -> None:
+    """pythonpath entries are relative to the config file and reach Crossbar as absolute paths."""
+    doc = DEMO_CONFIG.read_text().replace('"components": [', '"pythonpath": ["lib"], "components": [')
+    path = tmp_path / "sb.json"
+    path.write_text(doc)
+    compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET)
+    assert compiled["workers"][0]["options"]["pythonpath"] == [str(tmp_path / "lib")]
