@@ -16,8 +16,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
-from router.config import load_config
-from router.launch import RunningNode, launch, with_port
+from router.launch import RunningNode
+from router.testing import start_node
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "switchboard.json"
@@ -36,9 +36,8 @@ def reactor() -> Any:
 @pytest.fixture(scope="session")
 def demo_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """A real node on the demo config, listening on a free port."""
-    config = with_port(load_config(DEMO_CONFIG), 0)
     data_dir = tmp_path_factory.mktemp("demo-node")
-    node = pytest_twisted.blockon(defer.ensureDeferred(launch(reactor, config, data_dir, ready_timeout=90)))
+    node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, DEMO_CONFIG, data_dir)))
     _nodes.append(node)
     yield node
     pytest_twisted.blockon(defer.ensureDeferred(node.stop()))

@@ -14,9 +14,9 @@ import pytest_twisted
 
 from components import uris
 from router import __version__
+from router.testing import session
 from tests.conftest import DEMO_CONFIG
 from tests.integration.cli import RunningCommand, switchboard
-from tests.integration.wamp import session
 
 pytestmark = pytest.mark.integration
 

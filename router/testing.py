@@ -1,9 +1,21 @@
-"""Real autobahn-python client sessions for integration tests."""
+"""
+Test helpers for Switchboard nodes and components: a real node, real client sessions, event inboxes.
+
+Use them from pytest with pytest-twisted (see ``docs/components.md``)::
+
+    @pytest_twisted.ensureDeferred
+    async def test_hello(reactor, my_node):
+        async with session(reactor, my_node.url) as s:
+            assert await s.call("com.example.hello", "Ann") == "Hello, Ann"
+
+Nothing here imports the global reactor: pass the one pytest-twisted runs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -14,8 +26,20 @@ from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
+from router.config import Config, load_config
+from router.launch import RunningNode, launch, with_port
+
+__all__ = ["SERIALIZERS", "Inbox", "session", "start_node", "wait"]
+
 SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
 TIMEOUT = 10.0
+
+
+async def start_node(reactor: Any, config: Config | Path, data_dir: Path, ready_timeout: float = 90) -> RunningNode:
+    """Start a real node for ``config`` (a model or a JSON file) on a free port; ``await node.stop()`` after."""
+    if isinstance(config, Path):
+        config = load_config(config)
+    return await launch(reactor, with_port(config, 0), data_dir, ready_timeout=ready_timeout)
 
 
 class _Session(ApplicationSession):
@@ -50,13 +74,14 @@ async def wait(d: defer.Deferred[Any], reactor: Any, timeout: float = TIMEOUT) -
 async def session(reactor: Any, url: str, realm: str = "demo", serializer: str = "json") -> AsyncIterator[Any]:
     """A joined session over WebSocket; it leaves and disconnects on exit."""
     joined: defer.Deferred[Any] = defer.Deferred()
-    factory = WampWebSocketClientFactory(
+    factory: Any = WampWebSocketClientFactory(
         lambda: _Session(ComponentConfig(realm=realm), joined),
         url=url,
         serializers=[SERIALIZERS[serializer]()],
     )
     parsed = urlparse(url)
-    proto = await wait(TCP4ClientEndpoint(reactor, parsed.hostname, parsed.port).connect(factory), reactor)
+    endpoint = TCP4ClientEndpoint(reactor, parsed.hostname or "127.0.0.1", parsed.port or 80)
+    proto = await wait(endpoint.connect(factory), reactor)
     try:
         s = await wait(joined, reactor)
         try:
@@ -80,8 +105,5 @@ class Inbox:
         self._queue.put(args[0] if len(args) == 1 and not kwargs else (args, kwargs))
 
     async def next(self, timeout: float = TIMEOUT) -> Any:
+        """The next event (its single argument, else ``(args, kwargs)``), within ``timeout`` seconds."""
         return await wait(self._queue.get(), self._reactor, timeout)
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue.pending)

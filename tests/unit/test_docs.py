@@ -1,0 +1,51 @@
+"""The configuration reference in docs/ cannot drift from the schema, and documented URIs exist."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from components import uris
+from router.config import schema
+from tests.conftest import ROOT
+from tests.unit.schema_keys import MISSING, schema_rows
+
+DOCS = ROOT / "docs"
+ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+) \| ([^|]+) \| (.*) \|$")
+
+
+def documented_keys() -> dict[str, tuple[str, str, str]]:
+    rows = {}
+    text = (DOCS / "configuration.md").read_text()
+    keys_section = text.split("\n## Keys\n", 1)[1].split("\n## ", 1)[0]
+    for line in keys_section.splitlines():
+        match = ROW.match(line)
+        if match:
+            rows[match.group(1)] = (match.group(2).strip(), match.group(3).strip(), match.group(4).strip())
+    return rows
+
+
+def test_every_schema_key_is_documented_with_its_type_and_default() -> None:
+    """Each key of the schema has a row in docs/configuration.md with the same type, required flag and default."""
+    documented = documented_keys()
+    for path, type_, required, default in schema_rows(schema()):
+        assert path in documented, f"{path} is not documented in docs/configuration.md"
+        doc_type, doc_default, description = documented[path]
+        assert doc_type == type_ + (", required" if required else ""), path
+        assert doc_default == ("—" if default is MISSING else f"`{json.dumps(default)}`"), path
+        assert description, f"{path} has no description"
+
+
+def test_no_documented_key_is_missing_from_the_schema() -> None:
+    """docs/configuration.md lists no key the schema does not have."""
+    known = {path for path, *_ in schema_rows(schema())}
+    assert set(documented_keys()) - known == set()
+
+
+def test_every_public_uri_is_documented() -> None:
+    """Each procedure, topic and error URI of the demo contract appears in docs/uris.md."""
+    text = (DOCS / "uris.md").read_text()
+    for name in uris.__all__:
+        value = getattr(uris, name)
+        if isinstance(value, str):
+            assert f"`{value}" in text, f"{name} ({value}) is not documented in docs/uris.md"
