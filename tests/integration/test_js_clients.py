@@ -22,7 +22,7 @@ async def test_node_client(reactor: Any, demo_node: Any, test_file: str) -> None
     """The Node test file passes against the node: call chat.send, receive the event, get the errors."""
     node = shutil.which("node")
     assert node is not None, "Node.js is required for the JavaScript client tests"
-    assert (JS_DIR / "node_modules").is_dir(), "run `npm ci --prefix tests/js` first (tox does)"
+    assert (JS_DIR / "node_modules").is_dir(), "run `npm install --prefix tests/js` first (tox does)"
     env = dict(os.environ, SWITCHBOARD_URL=demo_node.url)
     # Each JS test and each of its waits has its own deadline; this bounds the whole run too.
     running = utils.getProcessOutputAndValue(
