@@ -146,17 +146,15 @@ def main() -> None:
         for name, fn in (("crossbar", bare_crossbar), ("switchboard", switchboard)):
             with tempfile.TemporaryDirectory() as tmp:
                 results[name].append(fn(Path(tmp)))
-    print(
-        f"startup, median of {args.runs} interleaved runs (command: .venv/bin/python bench/startup.py --runs {args.runs})"
-    )
+    command = f".venv/bin/python bench/startup.py --runs {args.runs}"
+    print(f"startup, median of {args.runs} interleaved runs (command: {command})")
     medians = {}
     for name, runs in results.items():
         t = statistics.median(r[0] for r in runs)
         rss = statistics.median(r[1] for r in runs)
         medians[name] = (t, rss)
-        print(
-            f"  {name:12s} ready in {t:5.2f} s   RSS {rss / 1024:6.1f} MiB   (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})"
-        )
+        each = ", ".join(f"{r[0]:.2f}" for r in runs)
+        print(f"  {name:12s} ready in {t:5.2f} s   RSS {rss / 1024:6.1f} MiB   (runs: {each})")
     ratio = medians["switchboard"][0] / medians["crossbar"][0]
     print(f"  ratio switchboard/crossbar startup: {ratio:.2f}x")
 
