@@ -23,29 +23,42 @@ __all__ = ["ROUTER_WORKER_ID", "compile_node", "compile_permissions"]
 ROUTER_WORKER_ID = "router_main"
 
 
-def compile_node(config: Config, control_socket: str) -> dict[str, Any]:
+def compile_node(config: Config, control_socket: str, store_path: str) -> dict[str, Any]:
     """Return the Crossbar node config (``"version": 2``) for ``config``.
 
     Every transport port in ``config`` must already be concrete (non-zero): Crossbar rejects port 0.
+    Store-backed auth methods read the user store at ``store_path``.
     """
-    transports = [_transport(t) for t in config.transports]
+    auth_config = {
+        "store": store_path,
+        "throttle": {
+            "per_authid": config.throttle.per_authid,
+            "per_peer": config.throttle.per_peer,
+            "window": config.throttle.window,
+        },
+    }
+    transports = [_transport(t, auth_config) for t in config.transports]
     transports.append(_control_transport(control_socket))
+    components = [
+        {
+            "type": "class",
+            "id": f"component_{i:03d}",
+            "classname": c.class_path,
+            "realm": c.realm,
+            "role": c.role,
+            "extra": dict(c.extra),
+        }
+        for i, c in enumerate(config.components)
+    ]
+    if config.uses_store:
+        # Must start before any login (see router.auth.service.AuthBootstrap); components start in order.
+        components.insert(0, _auth_bootstrap(config.realms[0].name, auth_config))
     worker: dict[str, Any] = {
         "type": "router",
         "id": ROUTER_WORKER_ID,
         "options": {"title": "switchboard router", "pythonpath": list(config.pythonpath)},
         "realms": [_realm(i, realm) for i, realm in enumerate(config.realms)],
-        "components": [
-            {
-                "type": "class",
-                "id": f"component_{i:03d}",
-                "classname": c.class_path,
-                "realm": c.realm,
-                "role": c.role,
-                "extra": dict(c.extra),
-            }
-            for i, c in enumerate(config.components)
-        ],
+        "components": components,
         "transports": transports,
     }
     return {"version": 2, "controller": {}, "workers": [worker]}
@@ -96,11 +109,24 @@ def _crossbar_patterns(rule: Rule) -> list[tuple[str, str]]:
     return [(rule.uri, rule.match)]
 
 
-def _transport(t: Transport) -> dict[str, Any]:
+def _auth_bootstrap(realm: str, auth_config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "class",
+        "id": "switchboard_auth",
+        "classname": "router.auth.service.AuthBootstrap",
+        "realm": realm,
+        "role": "trusted",
+        "extra": auth_config,
+    }
+
+
+def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
     endpoint = {"type": "tcp", "interface": t.host, "port": t.port}
     auth: dict[str, Any] = {}
     if t.anonymous_role is not None:
         auth["anonymous"] = {"type": "static", "role": t.anonymous_role}
+    for method in t.store_methods:
+        auth[method] = {"type": "function", "create": f"router.auth.service.create_{method}", "config": auth_config}
     if t.type == "rawsocket":
         return {
             "type": "rawsocket",

@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 __all__ = [
     "ACTIONS",
+    "STORE_METHODS",
     "Component",
     "Config",
     "ConfigError",
@@ -27,6 +28,7 @@ __all__ = [
     "Realm",
     "Role",
     "Rule",
+    "Throttle",
     "Transport",
     "load_config",
     "parse_config",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 ACTIONS = ("call", "register", "publish", "subscribe")
+#: Auth methods that check credentials in the user store.
+STORE_METHODS = ("ticket", "wampcra", "cryptosign", "scram")
 
 Action = Literal["call", "register", "publish", "subscribe"]
 Match = Literal["exact", "prefix", "wildcard"]
@@ -100,6 +104,8 @@ class Transport:
     ping_interval: float
     ping_timeout: float
     anonymous_role: str | None
+    #: Store-backed auth methods enabled on this transport, in the order of :data:`STORE_METHODS`.
+    store_methods: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -120,6 +126,15 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Throttle:
+    """Login throttling limits (see :mod:`router.auth.throttle`)."""
+
+    per_authid: int
+    per_peer: int
+    window: float
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated Switchboard configuration with every default filled in."""
 
@@ -127,6 +142,12 @@ class Config:
     realms: tuple[Realm, ...]
     components: tuple[Component, ...]
     pythonpath: tuple[str, ...]
+    throttle: Throttle
+
+    @property
+    def uses_store(self) -> bool:
+        """Whether any transport authenticates against the user store."""
+        return any(t.store_methods for t in self.transports)
 
     @property
     def main_transport(self) -> Transport:
@@ -296,6 +317,7 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
             ping_interval=opt(t, "transport", "ping_interval"),
             ping_timeout=opt(t, "transport", "ping_timeout"),
             anonymous_role=t.get("auth", {}).get("anonymous", {}).get("role"),
+            store_methods=tuple(m for m in STORE_METHODS if m in t.get("auth", {})),
         )
         for t in doc["listen"]
     )
@@ -330,4 +352,7 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
         for c in doc.get("components", [])
     )
     pythonpath = tuple(str((base_dir / p).resolve()) for p in doc.get("pythonpath", []))
-    return Config(transports=transports, realms=realms, components=components, pythonpath=pythonpath)
+    throttle_doc = doc.get("throttle", {})
+    throttle_defaults = the_schema["properties"]["throttle"]["properties"]
+    throttle = Throttle(**{k: throttle_doc.get(k, v["default"]) for k, v in throttle_defaults.items()})
+    return Config(transports=transports, realms=realms, components=components, pythonpath=pythonpath, throttle=throttle)

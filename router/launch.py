@@ -14,6 +14,7 @@ import errno
 import importlib
 import json
 import socket
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ from router.config import Config, Transport
 from router.diagnose import explain_failure, is_port_in_use
 from router.probe import ProbeTimeout, join_once, wait_until_joined
 from router.process import NodeProcess
+from router.store import StoreError, UserStore
 
-__all__ = ["RunningNode", "StartError", "launch", "with_port"]
+__all__ = ["RunningNode", "StartError", "launch", "store_path", "with_port"]
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_UNIX_PATH = 107
@@ -49,6 +51,11 @@ class RunningNode:
     control_socket: str
 
     @property
+    def store_path(self) -> Path:
+        """The user store of this node."""
+        return store_path(self.data_dir)
+
+    @property
     def url(self) -> str:
         """URL of the main transport, with the real port."""
         return self.config.main_transport.url
@@ -56,6 +63,11 @@ class RunningNode:
     async def stop(self, grace: float = 10.0) -> int:
         """Stop the node; return Crossbar's exit code (1 after SIGTERM even when clean)."""
         return await self.process.stop(grace)
+
+
+def store_path(data_dir: Path) -> Path:
+    """Where a node with data directory ``data_dir`` keeps its users."""
+    return data_dir / "users.sqlite3"
 
 
 def with_port(config: Config, port: int) -> Config:
@@ -85,6 +97,11 @@ async def launch(
         raise StartError(f"data directory path too long for a unix socket ({control_socket})")
     await _clear_control_socket(reactor, control_socket, config.realms[0].name, data_dir)
     _check_components_import(config)
+    if config.uses_store:
+        try:
+            UserStore(store_path(data_dir)).close()  # create or migrate before the router reads it
+        except (StoreError, sqlite3.Error) as e:
+            raise StartError(f"cannot open the user store {store_path(data_dir)}: {e}") from None
 
     attempts = _PORT_ATTEMPTS if any(t.port == 0 for t in config.transports) else 1
     for attempt in range(1, attempts + 1):
@@ -113,7 +130,7 @@ async def _start(
 ) -> RunningNode:
     cbdir = data_dir / ".crossbar"
     cbdir.mkdir(mode=0o700, exist_ok=True)
-    node_config = compile_node(config, control_socket=control_socket)
+    node_config = compile_node(config, control_socket=control_socket, store_path=str(store_path(data_dir)))
     (cbdir / "config.json").write_text(json.dumps(node_config, indent=2) + "\n", encoding="utf-8")
 
     process = NodeProcess(reactor, cbdir, data_dir / "node.log", loglevel=loglevel, on_line=on_line)

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from router.config import Config
 from router.launch import StartError, launch
+from router.store import UserStore
 
 __all__ = ["serve"]
 
@@ -57,6 +58,11 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(stop()))
     _echo(f"Switchboard ready: {node.url}")
+    if config.uses_store and not UserStore(node.store_path).list_users():
+        _echo(
+            "No users yet. Create the first one with:\n"
+            f"  switchboard user add alice --role {_suggested_role(config)} --data-dir {data_dir}"
+        )
     code = await node.process.exited
     if stopping:
         return
@@ -66,3 +72,8 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
     )
     await node.stop()
     raise SystemExit(1)
+
+
+def _suggested_role(config: Config) -> str:
+    roles = list(config.realms[0].roles)
+    return "user" if "user" in roles else roles[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ from router.launch import with_port
 from tests.conftest import DEMO_CONFIG
 
 SOCKET = "/run/sb/control.sock"
+STORE = "/run/sb/users.sqlite3"
 
 
 def demo_node_config(port: int = 18080) -> dict[str, Any]:
-    return compile_node(with_port(load_config(DEMO_CONFIG), port), control_socket=SOCKET)
+    return compile_node(with_port(load_config(DEMO_CONFIG), port), control_socket=SOCKET, store_path=STORE)
 
 
 def perms(*rules: Rule) -> dict[str, dict[str, Any]]:
@@ -39,12 +41,40 @@ def test_one_router_worker_with_realm_components_and_transports() -> None:
     (worker,) = demo_node_config()["workers"]
     assert worker["type"] == "router"
     assert [r["name"] for r in worker["realms"]] == ["demo"]
-    assert [r["name"] for r in worker["realms"][0]["roles"]] == ["anonymous", "backend"]
+    assert [r["name"] for r in worker["realms"][0]["roles"]] == ["anonymous", "user", "backend"]
     assert [(c["classname"], c["realm"], c["role"]) for c in worker["components"]] == [
+        ("router.auth.service.AuthBootstrap", "demo", "trusted"),
         ("components.chat.ChatComponent", "demo", "backend"),
         ("components.system.SystemComponent", "demo", "backend"),
     ]
-    assert worker["components"][0]["extra"] == {"history_size": 500}
+    assert worker["components"][1]["extra"] == {"history_size": 500}
+
+
+def test_store_methods_become_function_authenticators_sharing_one_config() -> None:
+    """ticket, wampcra and cryptosign are in-process function authenticators reading the store."""
+    (worker,) = demo_node_config()["workers"]
+    auth = worker["transports"][0]["paths"]["ws"]["auth"]
+    expected_config = {"store": STORE, "throttle": {"per_authid": 5, "per_peer": 50, "window": 60}}
+    assert auth["anonymous"] == {"type": "static", "role": "anonymous"}
+    for method in ("ticket", "wampcra", "cryptosign"):
+        assert auth[method] == {
+            "type": "function",
+            "create": f"router.auth.service.create_{method}",
+            "config": expected_config,
+        }
+    assert "scram" not in auth
+    assert worker["components"][0]["extra"] == expected_config
+
+
+def test_no_auth_bootstrap_without_store_methods(tmp_path: Path) -> None:
+    """A node with only anonymous logins hosts no authentication component."""
+    doc = json.loads(DEMO_CONFIG.read_text())
+    doc["listen"][0]["auth"] = {"anonymous": {"role": "anonymous"}}
+    path = tmp_path / "sb.json"
+    path.write_text(json.dumps(doc))
+    compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET, store_path=STORE)
+    classes = [c["classname"] for c in compiled["workers"][0]["components"]]
+    assert classes == ["components.chat.ChatComponent", "components.system.SystemComponent"]
 
 
 def test_websocket_transport_has_production_limits() -> None:
@@ -61,7 +91,6 @@ def test_websocket_transport_has_production_limits() -> None:
         "auto_ping_timeout": 5000,
         "enable_webstatus": False,
     }
-    assert ws["auth"] == {"anonymous": {"type": "static", "role": "anonymous"}}
 
 
 def test_control_transport_is_last_and_trusted() -> None:
@@ -118,5 +147,5 @@ def test_pythonpath_is_resolved_against_the_config_file(tmp_path: Path) -> None:
     doc = DEMO_CONFIG.read_text().replace('"components": [', '"pythonpath": ["lib"], "components": [')
     path = tmp_path / "sb.json"
     path.write_text(doc)
-    compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET)
+    compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET, store_path=STORE)
     assert compiled["workers"][0]["options"]["pythonpath"] == [str(tmp_path / "lib")]

@@ -63,7 +63,7 @@ def test_with_port_overrides_the_main_transport() -> None:
         (lambda d: d["realms"][0].__setitem__("colour", 1), "/realms/0/colour: unknown key (allowed: name, roles)"),
         (
             lambda d: d.__setitem__("extra", 1),
-            "/extra: unknown key (allowed: $schema, components, listen, pythonpath, realms)",
+            "/extra: unknown key (allowed: $schema, components, listen, pythonpath, realms, throttle)",
         ),
         (lambda d: d["listen"][0].__delitem__("name"), "/listen/0/name: is required"),
         (lambda d: d.__delitem__("realms"), "/realms: is required"),

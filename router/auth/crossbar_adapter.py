@@ -1,0 +1,127 @@
+"""
+The only place Switchboard reaches into Crossbar's authentication internals (checked against 26.10.1).
+
+Crossbar picks the class handling a login from ``crossbar.router.auth.AUTHMETHOD_MAP``; :func:`install`
+puts thin subclasses there for ticket, wampcra, cryptosign and scram that
+
+1. report every verdict (authid, peer, success) to an observer, so the login throttle counts failures
+   that Crossbar itself decides (a wrong WAMP-CRA or cryptosign signature, a wrong SCRAM proof);
+2. turn every refusal into the same ABORT, ``wamp.error.not_authorized`` / ``authentication failed``,
+   so nothing tells an unknown user from a wrong secret, a disabled user or a throttled attempt (bare
+   Crossbar says ``no principal with authid "x" exists``);
+3. refuse a *decoy* principal (see :mod:`router.auth.service`) whatever the client signs;
+4. let WAMP-CRA use a stored PBKDF2-derived key as is: Crossbar 26.10.1 derives the key again from the
+   ``secret`` it is handed, which would force us to store the password. For a principal marked
+   :data:`DERIVED`, the challenge is signed with the stored key and the salt parameters are added to the
+   challenge afterwards, so the client derives the same key from its password.
+
+Everything else is Crossbar's own code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import crossbar
+from autobahn.wamp.types import Accept, Deny
+from crossbar.router import auth as crossbar_auth
+from crossbar.router.auth.cryptosign import PendingAuthCryptosign
+from crossbar.router.auth.scram import PendingAuthScram
+from crossbar.router.auth.ticket import PendingAuthTicket
+from crossbar.router.auth.wampcra import PendingAuthWampCra
+from twisted.internet import defer
+
+__all__ = ["DECOY", "DERIVED", "FAILED", "NOT_AUTHORIZED", "Verdict", "install"]
+
+SUPPORTED_CROSSBAR = "26.10.1"
+
+NOT_AUTHORIZED = "wamp.error.not_authorized"
+FAILED = "authentication failed"
+#: Principal key marking a stand-in for a user that does not exist (or may not log in).
+DECOY = "x_switchboard_decoy"
+#: Principal key marking a WAMP-CRA secret that is already the derived key.
+DERIVED = "x_switchboard_derived"
+
+#: Called as ``verdict(realm, authid, peer, ok)`` after each AUTHENTICATE.
+Verdict = Callable[[str, "str | None", "str | None", bool], None]
+
+_verdict: Verdict | None = None
+
+
+def install(verdict: Verdict) -> None:
+    """Register the subclasses with Crossbar; ``verdict`` hears every authentication outcome."""
+    if crossbar.__version__ != SUPPORTED_CROSSBAR:
+        raise RuntimeError(
+            f"router.auth.crossbar_adapter supports crossbar {SUPPORTED_CROSSBAR}, not {crossbar.__version__}"
+        )
+    global _verdict
+    _verdict = verdict
+    crossbar_auth.AUTHMETHOD_MAP.update(
+        {"ticket": _Ticket, "wampcra": _WampCra, "cryptosign": _Cryptosign, "scram": _Scram}
+    )
+
+
+def _uniform(result: Any) -> Any:
+    if isinstance(result, Deny) and result.reason == NOT_AUTHORIZED:
+        return Deny(NOT_AUTHORIZED, FAILED)
+    return result
+
+
+# Crossbar's PendingAuth classes are untyped; the mixin's super() calls resolve to them at run time.
+_PendingAuth: Any = object
+
+
+class _Verdicts(_PendingAuth):  # type: ignore[misc]
+    """Mixin over a Crossbar ``PendingAuth*`` class."""
+
+    _realm: str | None
+    _authid: str | None
+    _session_details: dict[str, Any]
+
+    def hello(self, realm: str, details: Any) -> Any:
+        # Refusals at HELLO (throttled attempts) are not counted: they ran no verification.
+        return defer.maybeDeferred(super().hello, realm, details).addCallback(_uniform)
+
+    def authenticate(self, signature: str) -> Any:
+        d = defer.maybeDeferred(super().authenticate, signature)
+        d.addCallback(self._judge)
+        return d
+
+    def _judge(self, result: Any) -> Any:
+        if isinstance(result, Accept) and getattr(self, "_switchboard_decoy", False):
+            result = Deny(NOT_AUTHORIZED, FAILED)  # unreachable with a random key, but never let a decoy in
+        ok = isinstance(result, Accept)
+        if _verdict is not None and (ok or isinstance(result, Deny)):
+            peer = self._session_details.get("transport", {}).get("peer")
+            _verdict(self._realm or "", self._authid, peer, ok)
+        return _uniform(result)
+
+    def _assign_principal(self, principal: Any) -> Any:
+        if isinstance(principal, dict):
+            self._switchboard_decoy = bool(principal.get(DECOY))
+        return super()._assign_principal(principal)
+
+
+class _Ticket(_Verdicts, PendingAuthTicket):
+    pass
+
+
+class _Cryptosign(_Verdicts, PendingAuthCryptosign):
+    pass
+
+
+class _Scram(_Verdicts, PendingAuthScram):
+    pass
+
+
+class _WampCra(_Verdicts, PendingAuthWampCra):
+    def _compute_challenge(self, user: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        if not user.get(DERIVED):
+            result: tuple[dict[str, Any], str] = super()._compute_challenge(user)
+            return result
+        # Sign with the stored key itself (no salt given, so Crossbar does not derive), then tell the
+        # client how to derive that key from its password.
+        extra, signature = super()._compute_challenge({"secret": user["secret"]})
+        extra.update(salt=user["salt"], iterations=user["iterations"], keylen=user["keylen"])
+        return extra, signature
