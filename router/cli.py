@@ -7,30 +7,17 @@ User errors print one clear line per problem and never a traceback.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from router import __version__
-from router.config import Config, ConfigError, load_config
+from router.cli_common import config_option, data_dir_option, load_or_exit
+from router.cli_users import key, user
+from router.config import Config
 
 __all__ = ["main"]
-
-DEFAULT_CONFIG = "config/switchboard.json"
-DEFAULT_DATA_DIR = ".switchboard"
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Switchboard JSON configuration file.",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,7 +30,7 @@ def cli() -> None:
 @config_option
 def check(config_path: Path) -> None:
     """Validate the configuration and summarise it."""
-    config = _load_or_exit(config_path)
+    config = load_or_exit(config_path)
     click.echo(f"{config_path}: valid")
     click.echo(_summary(config))
 
@@ -51,13 +38,7 @@ def check(config_path: Path) -> None:
 @cli.command()
 @config_option
 @click.option("--port", type=click.IntRange(0, 65535), help="Port of the main transport (0: pick a free one).")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    show_default=True,
-    help="Runtime directory: compiled Crossbar config, node log, control socket.",
-)
+@data_dir_option
 @click.option(
     "--loglevel",
     type=click.Choice(["error", "warn", "info", "debug"]),
@@ -72,23 +53,12 @@ def run(config_path: Path, port: int | None, data_dir: Path, loglevel: str, read
 
     from router.serve import serve
 
-    config = _load_or_exit(config_path)
+    config = load_or_exit(config_path)
     if port is not None:
         from router.launch import with_port
 
         config = with_port(config, port)
     task.react(lambda reactor: serve(reactor, config, data_dir, loglevel, ready_timeout))
-
-
-def _load_or_exit(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        for problem in e.problems:
-            # Problems with the file as a whole (unreadable, not JSON) have no pointer: name the file.
-            click.echo(str(problem) if problem.pointer else f"{path}: {problem.message}", err=True)
-        click.echo(f"{path}: {len(e.problems)} problem(s), nothing started", err=True)
-        sys.exit(EXIT_BAD_INPUT)
 
 
 def _summary(config: Config) -> str:
@@ -97,6 +67,7 @@ def _summary(config: Config) -> str:
         methods = []
         if t.anonymous_role:
             methods.append(f"anonymous as {t.anonymous_role}")
+        methods.extend(t.store_methods)
         port = "a free port" if t.port == 0 else str(t.port)
         lines.append(f"  listen     {t.name}: {t.url} ({t.type}, port {port}; auth: {', '.join(methods)})")
     for realm in config.realms:
@@ -107,6 +78,10 @@ def _summary(config: Config) -> str:
     if not config.components:
         lines.append("  component  (none)")
     return "\n".join(lines)
+
+
+cli.add_command(user)
+cli.add_command(key)
 
 
 def main(argv: list[str] | None = None) -> Any:

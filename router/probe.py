@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from autobahn.twisted.rawsocket import WampRawSocketClientFactory
-from autobahn.twisted.wamp import ApplicationSession
-from autobahn.wamp.serializer import MsgPackSerializer
-from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer, task
-from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.error import ConnectError
+
+from router.control import control_session
 
 __all__ = ["ProbeTimeout", "join_once", "wait_until_joined"]
 
@@ -25,36 +22,11 @@ class ProbeTimeout(Exception):
     """No probe session could join before the deadline."""
 
 
-class _ProbeSession(ApplicationSession):
-    def __init__(self, config: ComponentConfig, joined: defer.Deferred[str]) -> None:
-        super().__init__(config)
-        self._joined = joined
-
-    def onJoin(self, details: Any) -> None:
-        if not self._joined.called:
-            self._joined.callback(details.authrole)
-        self.leave()
-
-    def onDisconnect(self) -> None:
-        if not self._joined.called:
-            self._joined.errback(ConnectError("disconnected before joining"))
-
-
 async def join_once(reactor: Any, socket_path: str, realm: str, timeout: float = 5.0) -> str:
-    """Join ``realm`` once over the unix socket at ``socket_path``; return the role granted."""
-    joined: defer.Deferred[str] = defer.Deferred()
-    factory = WampRawSocketClientFactory(
-        lambda: _ProbeSession(ComponentConfig(realm=realm), joined), serializer=MsgPackSerializer()
-    )
-    endpoint = UNIXClientEndpoint(reactor, socket_path, timeout=timeout)
-    connecting = endpoint.connect(factory)
-    connecting.addTimeout(timeout, reactor)
-    proto = await connecting
-    joined.addTimeout(timeout, reactor)
-    try:
-        return await joined
-    finally:
-        proto.transport.loseConnection()
+    """Join ``realm`` once over the control socket; return the role granted."""
+    async with control_session(reactor, socket_path, realm, timeout) as session:
+        role: str = session.authrole
+        return role
 
 
 async def wait_until_joined(

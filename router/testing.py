@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.twisted.websocket import WampWebSocketClientFactory
+from autobahn.wamp.auth import create_authenticator
 from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer
@@ -29,7 +30,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from router.config import Config, load_config
 from router.launch import RunningNode, launch, with_port
 
-__all__ = ["SERIALIZERS", "Inbox", "session", "start_node", "wait"]
+__all__ = ["SERIALIZERS", "Inbox", "JoinRefused", "session", "start_node", "wait"]
 
 SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
 TIMEOUT = 10.0
@@ -42,19 +43,47 @@ async def start_node(reactor: Any, config: Config | Path, data_dir: Path, ready_
     return await launch(reactor, with_port(config, 0), data_dir, ready_timeout=ready_timeout)
 
 
+class JoinRefused(Exception):
+    """The router refused the session (ABORT): ``reason`` is the error URI, ``message`` its text."""
+
+    def __init__(self, reason: str, message: str | None) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
 class _Session(ApplicationSession):
-    def __init__(self, config: ComponentConfig, joined: defer.Deferred[Any]) -> None:
+    def __init__(
+        self, config: ComponentConfig, joined: defer.Deferred[Any], authenticator: Any, authid: str | None
+    ) -> None:
         super().__init__(config)
         self._joined = joined
+        self._authenticator = authenticator
+        self._join_authid = authid
         self.left: defer.Deferred[Any] = defer.Deferred()
+
+    def onConnect(self) -> None:
+        if self._authenticator is None:
+            self.join(self.config.realm)
+        else:
+            self.join(
+                self.config.realm,
+                authmethods=[self._authenticator.name],
+                authid=self._join_authid,
+                authextra=self._authenticator.authextra,
+            )
+
+    def onChallenge(self, challenge: Any) -> Any:
+        return self._authenticator.on_challenge(self, challenge)
 
     def onJoin(self, details: Any) -> None:
         self.details = details
         self._joined.callback(self)
 
     def onLeave(self, details: Any) -> None:
+        self.close_reason = details.reason
         if not self._joined.called:
-            self._joined.errback(RuntimeError(f"left before joining: {details.reason} {details.message}"))
+            self._joined.errback(JoinRefused(details.reason, details.message))
         super().onLeave(details)
 
     def onDisconnect(self) -> None:
@@ -71,11 +100,30 @@ async def wait(d: defer.Deferred[Any], reactor: Any, timeout: float = TIMEOUT) -
 
 
 @asynccontextmanager
-async def session(reactor: Any, url: str, realm: str = "demo", serializer: str = "json") -> AsyncIterator[Any]:
-    """A joined session over WebSocket; it leaves and disconnects on exit."""
+async def session(
+    reactor: Any,
+    url: str,
+    realm: str = "demo",
+    serializer: str = "json",
+    authmethod: str | None = None,
+    authid: str | None = None,
+    **credentials: Any,
+) -> AsyncIterator[Any]:
+    """A joined session over WebSocket; it leaves and disconnects on exit.
+
+    Without ``authmethod`` it joins anonymously. Otherwise ``credentials`` configure autobahn's own client
+    authenticator for that method: ``ticket=`` (ticket), ``secret=`` (wampcra: the password),
+    ``privkey=`` (cryptosign: hex seed), ``password=`` and ``kdf="argon2id13"`` (scram).
+    Raises :class:`JoinRefused` if the router aborts the join.
+    """
     joined: defer.Deferred[Any] = defer.Deferred()
+    authenticator = None
+    if authmethod is not None:
+        if authid is not None and authmethod != "ticket":
+            credentials["authid"] = authid
+        authenticator = create_authenticator(authmethod, **credentials)
     factory: Any = WampWebSocketClientFactory(
-        lambda: _Session(ComponentConfig(realm=realm), joined),
+        lambda: _Session(ComponentConfig(realm=realm), joined, authenticator, authid),
         url=url,
         serializers=[SERIALIZERS[serializer]()],
     )

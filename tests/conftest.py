@@ -8,6 +8,7 @@ temporary data directory, and stopped (SIGTERM, bounded, then SIGKILL) at the en
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,24 @@ def demo_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """A real node on the demo config, listening on a free port."""
     data_dir = tmp_path_factory.mktemp("demo-node")
     node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, DEMO_CONFIG, data_dir)))
+    _nodes.append(node)
+    yield node
+    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
+    _nodes.remove(node)
+
+
+@pytest.fixture(scope="session")
+def auth_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    """A real node on the demo config with every store-backed method (scram too) and a strict throttle:
+    3 failures per authid within 10 minutes."""
+    doc = json.loads(DEMO_CONFIG.read_text())
+    doc["listen"][0]["auth"]["scram"] = {}
+    doc["throttle"] = {"per_authid": 3, "per_peer": 10000, "window": 600}
+    doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
+    tmp = tmp_path_factory.mktemp("auth-node")
+    config = tmp / "switchboard.json"
+    config.write_text(json.dumps(doc))
+    node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, config, tmp / "data")))
     _nodes.append(node)
     yield node
     pytest_twisted.blockon(defer.ensureDeferred(node.stop()))

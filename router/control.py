@@ -1,0 +1,86 @@
+"""
+Sessions over the node's control socket (RawSocket/msgpack on a unix socket in the data directory).
+
+The control transport grants the router's built-in ``trusted`` role, so these sessions may use the WAMP
+meta API: the readiness probe joins through it, and the CLI ends a user's sessions through it when the user
+is disabled or removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from autobahn.twisted.rawsocket import WampRawSocketClientFactory
+from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp.serializer import MsgPackSerializer
+from autobahn.wamp.types import ComponentConfig
+from twisted.internet import defer
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.error import ConnectError
+
+__all__ = ["control_session", "kill_user_sessions"]
+
+#: Close reason a client sees when its user is disabled, removed, re-roled or loses the key it used.
+CREDENTIALS_REVOKED = "switchboard.close.credentials_revoked"
+
+
+class _ControlSession(ApplicationSession):
+    def __init__(self, config: ComponentConfig, joined: defer.Deferred[Any]) -> None:
+        super().__init__(config)
+        self._joined = joined
+        self.disconnected: defer.Deferred[None] = defer.Deferred()
+
+    def onJoin(self, details: Any) -> None:
+        if not self._joined.called:
+            self._joined.callback(self)
+
+    def onDisconnect(self) -> None:
+        if not self._joined.called:
+            self._joined.errback(ConnectError("disconnected before joining"))
+        if not self.disconnected.called:
+            self.disconnected.callback(None)
+
+
+@asynccontextmanager
+async def control_session(reactor: Any, socket_path: str, realm: str, timeout: float = 5.0) -> AsyncIterator[Any]:
+    """A trusted session on ``realm``; it leaves and disconnects on exit. Every step is bounded."""
+    joined: defer.Deferred[Any] = defer.Deferred()
+    factory = WampRawSocketClientFactory(
+        lambda: _ControlSession(ComponentConfig(realm=realm), joined), serializer=MsgPackSerializer()
+    )
+    connecting = UNIXClientEndpoint(reactor, socket_path, timeout=timeout).connect(factory)
+    connecting.addTimeout(timeout, reactor)
+    proto = await connecting
+    try:
+        joined.addTimeout(timeout, reactor)
+        session = await joined
+        try:
+            yield session
+        finally:
+            if session.is_attached():
+                session.leave()
+                done = session.disconnected
+                done.addTimeout(timeout, reactor)
+                with suppress(defer.TimeoutError):
+                    await done
+    finally:
+        proto.transport.loseConnection()
+
+
+async def kill_user_sessions(reactor: Any, data_dir: Path, realm: str, authid: str, why: str) -> list[int] | None:
+    """End every session of ``authid`` on ``realm`` of the node running in ``data_dir``.
+
+    Returns the ids of the sessions ended, or None when no node is running there.
+    """
+    socket_path = data_dir / "control.sock"
+    if not socket_path.exists():
+        return None
+    try:
+        async with control_session(reactor, str(socket_path), realm) as session:
+            killed = await session.call("wamp.session.kill_by_authid", authid, reason=CREDENTIALS_REVOKED, message=why)
+    except (ConnectError, OSError, defer.TimeoutError):
+        return None  # a socket left behind by a node that is gone
+    return list(killed)
