@@ -11,19 +11,19 @@ import pytest
 import pytest_twisted
 from twisted.internet import utils
 
+from tests.integration.users import add_user
+
 pytestmark = pytest.mark.integration
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 
 
-@pytest.mark.parametrize("test_file", ["autobahn.test.js", "wampy.test.js"])
-@pytest_twisted.ensureDeferred
-async def test_node_client(reactor: Any, demo_node: Any, test_file: str) -> None:
-    """The Node test file passes against the node: call chat.send, receive the event, get the errors."""
+async def run_node_tests(reactor: Any, test_file: str, env: dict[str, str]) -> None:
+    """Run one ``node --test`` file and fail with its report unless every test in it passed."""
     node = shutil.which("node")
     assert node is not None, "Node.js is required for the JavaScript client tests"
     assert (JS_DIR / "node_modules").is_dir(), "run `npm install --prefix tests/js` first (tox does)"
-    env = dict(os.environ, SWITCHBOARD_URL=demo_node.url)
+    env = dict(os.environ, **env)
     # Each JS test and each of its waits has its own deadline; this bounds the whole run too.
     running = utils.getProcessOutputAndValue(
         node, ["--test", "--test-timeout=30000", test_file], env=env, path=str(JS_DIR), reactor=reactor
@@ -34,3 +34,24 @@ async def test_node_client(reactor: Any, demo_node: Any, test_file: str) -> None
     assert code == 0, report
     assert "# fail 0" in report, report
     assert "# pass 0" not in report, report
+
+
+@pytest.mark.parametrize("test_file", ["autobahn.test.js", "wampy.test.js"])
+@pytest_twisted.ensureDeferred
+async def test_node_clients(reactor: Any, demo_node: Any, test_file: str) -> None:
+    """autobahn-js and wampy call chat.send, receive the event and get the documented errors."""
+    await run_node_tests(reactor, test_file, {"SWITCHBOARD_URL": demo_node.url})
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_clients_authenticate(reactor: Any, auth_node: Any) -> None:
+    """autobahn-js (ticket, wampcra, cryptosign) and wampy (ticket, wampy-cra, wampy-cryptosign) log in
+    as a store user; a wrong ticket gets the uniform refusal."""
+    user = add_user(auth_node)
+    env = {
+        "SWITCHBOARD_URL": auth_node.url,
+        "SWITCHBOARD_AUTHID": user.authid,
+        "SWITCHBOARD_PASSWORD": user.password,
+        "SWITCHBOARD_SEED": user.privkey,
+    }
+    await run_node_tests(reactor, "auth.test.js", env)
