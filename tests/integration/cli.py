@@ -35,6 +35,7 @@ class RunningCommand:
 
     def __init__(self, *args: str, cwd: Path) -> None:
         self.cwd = cwd.resolve()
+        self._pending = b""
         self.proc = subprocess.Popen(
             [SWITCHBOARD, "run", *args],
             stdout=subprocess.PIPE,
@@ -45,12 +46,23 @@ class RunningCommand:
         )
 
     def read_line(self, timeout: float = 90) -> str:
-        """The next stdout line; '' once stdout closed. Fails after ``timeout`` seconds."""
+        """The next stdout line; '' once stdout closed. Fails after ``timeout`` seconds.
+
+        Reads the raw pipe (not Python's buffered reader), so select() sees every byte not yet consumed.
+        """
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            raise TimeoutError(f"no output within {timeout} s")
-        return self.proc.stdout.readline()
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                raise TimeoutError(f"no output within {timeout} s")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                line, self._pending = self._pending, b""
+                return line.decode()
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode() + "\n"
 
     def wait(self, timeout: float = 60) -> tuple[int, str]:
         """Wait for exit; return the exit code and everything printed on stderr."""
@@ -73,7 +85,9 @@ class RunningCommand:
         return found
 
     def kill(self) -> None:
-        """Last-resort cleanup for a failed test."""
+        """Last-resort cleanup for a failed test: kill whatever is left and reap the command."""
         for pid in self.processes():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.communicate(timeout=10)

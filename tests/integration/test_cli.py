@@ -46,7 +46,8 @@ def test_check_valid_config_summarises_it() -> None:
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
     assert "ws://127.0.0.1:8080/ws" in result.stdout
-    assert "realm      demo: roles anonymous (5 rules), backend (2 rules)" in result.stdout
+    assert "auth: anonymous as anonymous, ticket, wampcra, cryptosign" in result.stdout
+    assert "realm      demo: roles anonymous (5 rules), user (5 rules), backend (2 rules)" in result.stdout
     assert "component  components.chat.ChatComponent in demo as backend" in result.stdout
 
 
@@ -129,6 +130,8 @@ async def test_run_serves_until_signalled_then_exits_0(
     assert line.startswith("Switchboard ready: ws://127.0.0.1:"), line
     url = line.split(": ", 1)[1].strip()
     assert not url.endswith(":0/ws")
+    assert run.read_line() == "No users yet. Create the first one with:\n"
+    assert run.read_line() == "  switchboard user add alice --role user --data-dir data\n"
     async with session(reactor, url) as s:
         sent = await s.call(uris.CHAT_SEND, "cli", "hi")
     assert sent["seq"] == 1
