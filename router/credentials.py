@@ -3,7 +3,7 @@ Turn a password into what each auth method needs to verify it, and nothing more.
 
 | method  | stored                                                   | client proves                         |
 |---------|----------------------------------------------------------|---------------------------------------|
-| ticket  | argon2id hash (argon2-cffi, RFC 9106 low-memory profile) | sends the password; we verify the hash |
+| ticket  | argon2id hash (argon2-cffi; m=19 MiB, t=2, p=1)          | sends the password; we verify the hash |
 | wampcra | PBKDF2-HMAC-SHA256 key + salt, iterations, keylen        | derives the key, signs the challenge  |
 | scram   | argon2id-13 salt/params + StoredKey, ServerKey (hex)     | SCRAM proof (RFC 5802 with argon2id)  |
 
@@ -41,7 +41,10 @@ PASSWORD_METHODS = ("ticket", "wampcra", "scram")
 
 MIN_PASSWORD_LENGTH = 8
 
-_TICKET_HASHER = argon2.PasswordHasher.from_parameters(argon2.profiles.RFC_9106_LOW_MEMORY)
+# OWASP's minimum for argon2id (m=19 MiB, t=2, p=1): ~25 ms of one core per login. RFC 9106's
+# low-memory profile (m=64 MiB, t=3, p=4) cost ~210 ms of CPU per login here, capping a 2-core router at
+# ~10 ticket logins/s. The parameters live in each hash, so a later change still verifies old hashes.
+_TICKET_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1, hash_len=32, salt_len=16)
 
 # PBKDF2 runs in the client too (crypto-js in autobahn-js is slow): 100k iterations is a compromise.
 WAMPCRA_ITERATIONS = 100_000
