@@ -1,0 +1,1 @@
+"""Authentication against the user store: Crossbar function authenticators, throttling, the adapter."""
