@@ -58,7 +58,7 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(stop()))
     _echo(f"Switchboard ready: {node.url}")
-    if config.uses_store and not UserStore(node.store_path).list_users():
+    if config.uses_store and not _has_users(node.store_path):
         _echo(
             "No users yet. Create the first one with:\n"
             f"  switchboard user add alice --role {_suggested_role(config)} --data-dir {data_dir}"
@@ -72,6 +72,14 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
     )
     await node.stop()
     raise SystemExit(1)
+
+
+def _has_users(path: Path) -> bool:
+    store = UserStore(path)
+    try:
+        return bool(store.list_users())
+    finally:
+        store.close()
 
 
 def _suggested_role(config: Config) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from nacl.signing import SigningKey
+from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -54,14 +55,11 @@ _PUBKEY = re.compile(r"^[0-9a-f]{64}$")
 class Authenticator:
     """Decides logins from the store; the blocking parts run on ``pool``."""
 
-    def __init__(
-        self, reactor: Any, store: UserStore, throttle: LoginThrottle, pool: ThreadPool, methods: set[str]
-    ) -> None:
+    def __init__(self, reactor: Any, store: UserStore, throttle: LoginThrottle, pool: ThreadPool) -> None:
         self._reactor = reactor
         self.store = store
         self.throttle = throttle
         self._pool = pool
-        self.methods = methods
 
     def verdict(self, realm: str, authid: str | None, peer: str | None, ok: bool) -> None:
         """Crossbar's verdict on an authentication (see the adapter): feed the throttle, log."""
@@ -173,20 +171,16 @@ def _authenticator(config: dict[str, Any]) -> Authenticator:
         pool.start()
         reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
         store = UserStore(Path(config["store"]))
-        _instance = Authenticator(reactor, store, LoginThrottle(reactor.seconds, limits), pool, set())
+        _instance = Authenticator(reactor, store, LoginThrottle(reactor.seconds, limits), pool)
         crossbar_adapter.install(_instance.verdict)
     return _instance
 
 
 def _entry(method: str) -> Callable[[dict[str, Any], Any], Callable[..., Any]]:
     def create(config: dict[str, Any], controller: Any) -> Callable[..., Any]:
-        service = _authenticator(config)
-        service.methods.add(method)
-        handler = getattr(service, method)
+        handler = getattr(_authenticator(config), method)
 
         def authenticate(realm: str, authid: str | None, details: dict[str, Any]) -> Any:
-            from twisted.internet import defer
-
             return defer.ensureDeferred(handler(realm, authid, details))
 
         return authenticate

@@ -55,7 +55,7 @@ class InlineReactor:
 
 def authenticator(store: FakeStore, clock: Clock) -> Authenticator:
     throttle = LoginThrottle(clock.seconds, ThrottleLimits(per_authid=2, per_peer=100, window=60))
-    return Authenticator(InlineReactor(), store, throttle, InlinePool(), set())  # type: ignore[arg-type]
+    return Authenticator(InlineReactor(), store, throttle, InlinePool())  # type: ignore[arg-type]
 
 
 PEER = {"transport": {"peer": "tcp4:10.0.0.1:4000"}}
