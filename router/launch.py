@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer
-
 from router.compile import compile_node
 from router.config import Config, Transport
 from router.diagnose import explain_failure, is_port_in_use
@@ -92,6 +90,8 @@ async def launch(
     """
     data_dir = data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The control socket grants the trusted role and the store holds credentials: owner only.
+    data_dir.chmod(0o700)
     control_socket = str(data_dir / "control.sock")
     if len(control_socket.encode()) > _MAX_UNIX_PATH:
         raise StartError(f"data directory path too long for a unix socket ({control_socket})")
@@ -160,8 +160,8 @@ async def _clear_control_socket(reactor: Any, path: str, realm: str, data_dir: P
         return
     try:
         await join_once(reactor, path, realm, timeout=2.0)
-    except (OSError, defer.TimeoutError, Exception):
-        Path(path).unlink(missing_ok=True)  # left behind by a node that died
+    except Exception:  # refused, timed out, not a WAMP peer: a socket left behind by a node that died
+        Path(path).unlink(missing_ok=True)
         return
     raise StartError(f"a Switchboard node is already running with data directory {data_dir}")
 

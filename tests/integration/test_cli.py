@@ -191,3 +191,18 @@ def test_run_component_failing_at_start_stops_everything(tmp_path: Path, command
     assert "database unreachable at start-up" in error_lines[0]
     assert f"log: {(tmp_path / 'd' / 'node.log').resolve()}" in error_lines[0]
     assert run.processes() == []
+
+
+def test_run_locks_down_the_data_directory(tmp_path: Path, command: list[RunningCommand]) -> None:
+    """The data directory (control socket, user store) is made owner-only even if it existed before."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    with socket.socket() as taken:  # fail fast after the directory is prepared
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = RunningCommand("--config", str(DEMO_CONFIG), "--port", str(port), "--data-dir", "data", cwd=tmp_path)
+        command.append(run)
+        code, _ = run.wait()
+    assert code == 1
+    assert data.stat().st_mode & 0o777 == 0o700
