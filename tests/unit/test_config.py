@@ -68,6 +68,18 @@ def test_with_port_overrides_the_main_transport() -> None:
         (lambda d: d["listen"][0].__delitem__("name"), "/listen/0/name: is required"),
         (lambda d: d.__delitem__("realms"), "/realms: is required"),
         (
+            lambda d: d["listen"][0]["auth"].__setitem__("kerberos", {}),
+            "/listen/0/auth/kerberos: unknown key (allowed: anonymous, cryptosign, scram, ticket, wampcra)",
+        ),
+        (
+            lambda d: d["listen"][0]["auth"].__setitem__("anonymous", {}),
+            "/listen/0/auth/anonymous/role: is required",
+        ),
+        (
+            lambda d: d.__setitem__("throttle", {"per_authid": 0}),
+            "/throttle/per_authid: 0 is less than the minimum of 1",
+        ),
+        (
             lambda d: d["listen"][0].__setitem__("port", 70000),
             "/listen/0/port: 70000 is greater than the maximum of 65535",
         ),
