@@ -110,7 +110,7 @@ def test_schema_errors_point_at_the_key(mutate: Any, expected: str) -> None:
 def test_every_problem_is_reported_in_document_order() -> None:
     """All problems come back at once, ordered as they appear in the document (numbers sort numerically)."""
     doc = demo()
-    doc["listen"] = [dict(doc["listen"][0], name=f"t{i}", port=9000 + i) for i in range(12)]
+    doc["listen"] = [dict(doc["listen"][0], name=f"t{i}", port=19000 + i) for i in range(12)]
     doc["listen"][11]["type"] = "udp"
     doc["listen"][2]["type"] = "udp"
     doc["realms"][0]["roles"]["anonymous"]["allow"][0]["actions"] = []
