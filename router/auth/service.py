@@ -97,40 +97,33 @@ class Authenticator:
 
     async def wampcra(self, realm: str, authid: str | None, details: dict[str, Any]) -> dict[str, Any]:
         """The stored derived key and its salt parameters (or a decoy)."""
-        self._refuse_if_throttled(realm, authid, details)
-        found = await self._run(self._enabled_credential, realm, authid, "wampcra")
-        user, data = found if found else (None, decoy_wampcra())
-        principal = {
-            "authid": authid,
-            "role": user.role if user else "anonymous",
-            "secret": data["key"],
-            "salt": data["salt"],
-            "iterations": data["iterations"],
-            "keylen": data["keylen"],
-            DERIVED: True,
-        }
-        if user is None:
-            principal[DECOY] = True
+        data, principal = await self._verifier(realm, authid, details, "wampcra", decoy_wampcra)
+        principal.update(secret=data["key"], salt=data["salt"], iterations=data["iterations"], keylen=data["keylen"])
+        principal[DERIVED] = True
         return principal
 
     async def scram(self, realm: str, authid: str | None, details: dict[str, Any]) -> dict[str, Any]:
         """The SCRAM verifier (or a decoy)."""
-        self._refuse_if_throttled(realm, authid, details)
-        found = await self._run(self._enabled_credential, realm, authid, "scram")
-        user, data = found if found else (None, decoy_scram())
-        principal = {
-            "authid": authid,
-            "role": user.role if user else "anonymous",
-            "kdf": data["kdf"],
-            "salt": data["salt"],
-            "iterations": data["iterations"],
-            "memory": data["memory"],
-            "stored-key": data["stored_key"],
-            "server-key": data["server_key"],
-        }
-        if user is None:
-            principal[DECOY] = True
+        data, principal = await self._verifier(realm, authid, details, "scram", decoy_scram)
+        principal.update(kdf=data["kdf"], salt=data["salt"], iterations=data["iterations"], memory=data["memory"])
+        principal.update({"stored-key": data["stored_key"], "server-key": data["server_key"]})
         return principal
+
+    async def _verifier(
+        self,
+        realm: str,
+        authid: str | None,
+        details: dict[str, Any],
+        method: str,
+        decoy: Callable[[], dict[str, Any]],
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The user's verifier data for ``method`` and the start of its principal; a decoy if there is none."""
+        self._refuse_if_throttled(realm, authid, details)
+        found = await self._run(self._enabled_credential, realm, authid, method)
+        if found is None:
+            return decoy(), {"authid": authid, "role": "anonymous", DECOY: True}
+        user, data = found
+        return data, {"authid": authid, "role": user.role}
 
     async def cryptosign(self, realm: str, authid: str | None, details: dict[str, Any]) -> dict[str, Any]:
         """The stored public key of the user the client's key belongs to (or a decoy); authid optional."""

@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,14 @@ def test_check_valid_config_summarises_it() -> None:
     """check on the demo config exits 0 and lists transports, realms, roles and components."""
     result = switchboard("check", "--config", str(DEMO_CONFIG))
     assert result.returncode == 0, result.stderr
-    assert "valid" in result.stdout
-    assert "ws://127.0.0.1:8080/ws" in result.stdout
-    assert "auth: anonymous as anonymous, ticket, wampcra, cryptosign" in result.stdout
-    assert "realm      demo: roles anonymous (5 rules), user (5 rules), backend (2 rules)" in result.stdout
-    assert "component  components.chat.ChatComponent in demo as backend" in result.stdout
+    assert result.stdout.splitlines() == [
+        f"{DEMO_CONFIG}: valid",
+        "  listen     main: ws://127.0.0.1:8080/ws (websocket, port 8080; "
+        "auth: anonymous as anonymous, ticket, wampcra, cryptosign)",
+        "  realm      demo: roles anonymous (5 rules), user (5 rules), backend (2 rules)",
+        "  component  components.chat.ChatComponent in demo as backend",
+        "  component  components.system.SystemComponent in demo as backend",
+    ]
 
 
 def test_check_reports_every_problem_with_its_pointer(tmp_path: Path) -> None:
@@ -144,12 +148,18 @@ async def test_run_serves_until_signalled_then_exits_0(
     assert (tmp_path / "data" / "node.log").is_file()
 
 
-def test_run_port_in_use_fails_fast(tmp_path: Path, command: list[RunningCommand]) -> None:
-    """A port already taken: exit 1 with one line naming address and cause; Crossbar is never started."""
+@contextmanager
+def occupied_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that something is listening on."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        yield taken.getsockname()[1]
+
+
+def test_run_port_in_use_fails_fast(tmp_path: Path, command: list[RunningCommand]) -> None:
+    """A port already taken: exit 1 with one line naming address and cause; Crossbar is never started."""
+    with occupied_port() as port:
         run = RunningCommand("--config", str(DEMO_CONFIG), "--port", str(port), "--data-dir", "data", cwd=tmp_path)
         command.append(run)
         code, err = run.wait()
@@ -197,10 +207,7 @@ def test_run_locks_down_the_data_directory(tmp_path: Path, command: list[Running
     """The data directory (control socket, user store) is made owner-only even if it existed before."""
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
-    with socket.socket() as taken:  # fail fast after the directory is prepared
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with occupied_port() as port:  # fail fast, after the directory is prepared
         run = RunningCommand("--config", str(DEMO_CONFIG), "--port", str(port), "--data-dir", "data", cwd=tmp_path)
         command.append(run)
         code, _ = run.wait()
