@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.config import Config, Realm, Role, Rule, Transport
+from router.rules import covers
 
 __all__ = ["ROUTER_WORKER_ID", "compile_node", "compile_permissions"]
 
@@ -75,38 +76,58 @@ def _realm(index: int, realm: Realm) -> dict[str, Any]:
 def compile_permissions(role: Role) -> list[dict[str, Any]]:
     """Translate a role's rules into Crossbar static permissions.
 
-    Crossbar's ``prefix`` is a raw string prefix (``chat.room`` would also cover ``chat.roomy``), so a
-    Switchboard prefix rule on ``u`` becomes two Crossbar entries: ``u`` exact and ``u.`` prefix, which
-    together cover exactly ``u`` and the URIs below it. Crossbar keeps one entry per URI string, so rules
-    landing on the same string are merged (their actions and disclosure are united).
+    Crossbar looks a URI up by longest string prefix among the permission URIs and uses that one entry
+    alone (an ``exact`` entry that is only a prefix of the URI counts as no match, and it does not fall back
+    to a shorter entry). So entries are not translated rule by rule; each entry carries every action that
+    any rule allows on the URIs it will be chosen for:
+
+    - an ``exact`` entry for each exact rule's URI and each prefix rule's own URI, with the actions of all
+      rules covering that URI;
+    - a ``prefix`` entry ``u.`` for each prefix rule on ``u`` (``""`` for the empty prefix), and for each
+      exact entry ``u`` lying under a prefix rule (so it does not hide that rule from ``u.x``), with the
+      actions of the prefix rules covering everything below ``u``;
+    - a ``wildcard`` entry per wildcard pattern.
+
+    The result never allows what the rules do not (``tests/unit/test_rules.py`` checks Crossbar's own
+    decisions). Two gaps remain, both on the safe side: below an exact entry ``u``, a URI extending ``u``'s
+    last component (``u`` = ``chat.send``, URI ``chat.sendx``) is denied even when a broader prefix rule
+    covers it; and where a wildcard pattern matches, Crossbar uses it instead of, not with, a prefix rule.
     """
-    merged: dict[str, dict[str, Any]] = {}
-    for rule in role.allow:
-        for uri, match in _crossbar_patterns(rule):
-            entry = merged.setdefault(
-                uri,
-                {
-                    "uri": uri,
-                    "match": match,
-                    "allow": {"call": False, "register": False, "publish": False, "subscribe": False},
-                    "disclose": {"caller": False, "publisher": False},
-                    "cache": True,
-                },
-            )
-            for action in rule.actions:
-                entry["allow"][action] = True
-            if rule.disclose:
-                entry["disclose"]["caller"] |= "call" in rule.actions
-                entry["disclose"]["publisher"] |= "publish" in rule.actions
-    return [merged[uri] for uri in sorted(merged)]
+    rules = role.allow
+    prefixes = [r for r in rules if r.match == "prefix"]
+    exact_uris = {r.uri for r in rules if r.match == "exact" or (r.match == "prefix" and r.uri != "")}
+    roots = {r.uri for r in prefixes}
+    roots |= {u for u in exact_uris if any(p.uri != u and _covers_below(p, u) for p in prefixes)}
+
+    entries: dict[str, dict[str, Any]] = {}
+    for uri in exact_uris:
+        entries[uri] = _entry(uri, "exact", [r for r in rules if covers(r, uri)])
+    for root in roots:
+        key = "" if root == "" else root + "."
+        entries[key] = _entry(key, "prefix", [p for p in prefixes if _covers_below(p, root)])
+    for r in rules:
+        if r.match == "wildcard":
+            entries[r.uri] = _entry(r.uri, "wildcard", [w for w in rules if w.match == "wildcard" and w.uri == r.uri])
+    return [entries[key] for key in sorted(entries)]
 
 
-def _crossbar_patterns(rule: Rule) -> list[tuple[str, str]]:
-    if rule.match == "prefix":
-        if rule.uri == "":
-            return [("", "prefix")]
-        return [(rule.uri, "exact"), (rule.uri + ".", "prefix")]
-    return [(rule.uri, rule.match)]
+def _covers_below(prefix_rule: Rule, root: str) -> bool:
+    """Whether a prefix rule covers every URI strictly below ``root``."""
+    return prefix_rule.uri == "" or root == prefix_rule.uri or root.startswith(prefix_rule.uri + ".")
+
+
+def _entry(uri: str, match: str, rules: list[Rule]) -> dict[str, Any]:
+    actions = {a for r in rules for a in r.actions}
+    return {
+        "uri": uri,
+        "match": match,
+        "allow": {a: a in actions for a in ("call", "register", "publish", "subscribe")},
+        "disclose": {
+            "caller": any(r.disclose and "call" in r.actions for r in rules),
+            "publisher": any(r.disclose and "publish" in r.actions for r in rules),
+        },
+        "cache": True,
+    }
 
 
 def _auth_bootstrap(realm: str, auth_config: dict[str, Any]) -> dict[str, Any]:

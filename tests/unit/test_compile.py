@@ -117,15 +117,20 @@ def test_empty_prefix_covers_everything() -> None:
 
 
 def test_rules_on_the_same_uri_merge() -> None:
-    """Rules landing on one Crossbar URI unite their actions (Crossbar keeps one entry per URI)."""
+    """An entry carries every rule covering its URI: both exact rules and the broader prefix rule (Crossbar
+    uses one entry per URI and does not fall back to shorter ones)."""
     compiled = perms(
         Rule("chat.send", "exact", frozenset({"call"}), disclose=True),
         Rule("chat", "prefix", frozenset({"subscribe"})),
         Rule("chat.send", "exact", frozenset({"register"})),
     )
     entry = compiled["chat.send"]
-    assert entry["allow"] == {"call": True, "register": True, "publish": False, "subscribe": False}
+    assert entry["allow"] == {"call": True, "register": True, "publish": False, "subscribe": True}
     assert entry["disclose"] == {"caller": True, "publisher": False}
+    # chat.send would otherwise hide the chat prefix rule from chat.send.x
+    below = compiled["chat.send."]
+    assert below["match"] == "prefix"
+    assert below["allow"] == {"call": False, "register": False, "publish": False, "subscribe": True}
 
 
 @pytest.mark.parametrize(

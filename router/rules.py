@@ -1,0 +1,34 @@
+"""
+What a role's rules mean, as plain reference logic (no Crossbar).
+
+A rule covers URIs according to its ``match``: ``exact`` the URI itself; ``prefix`` the URI and every URI
+below it, whole components only (``""`` covers everything); ``wildcard`` URIs with as many components,
+where an empty pattern component matches any one component. A role allows an action on a URI when any of
+its rules covering the URI lists the action; nothing else is allowed.
+
+The compiler turns rules into Crossbar's static permissions; the tests check Crossbar's own decisions on
+the compiled result against :func:`allows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from router.config import Rule
+
+__all__ = ["allows", "covers"]
+
+
+def covers(rule: Rule, uri: str) -> bool:
+    """Whether ``rule`` applies to ``uri``."""
+    if rule.match == "exact":
+        return uri == rule.uri
+    if rule.match == "prefix":
+        return rule.uri == "" or uri == rule.uri or uri.startswith(rule.uri + ".")
+    pattern, parts = rule.uri.split("."), uri.split(".")
+    return len(pattern) == len(parts) and all(p in ("", u) for p, u in zip(pattern, parts, strict=True))
+
+
+def allows(rules: Iterable[Rule], uri: str, action: str) -> bool:
+    """Whether any rule covering ``uri`` allows ``action``."""
+    return any(action in rule.actions and covers(rule, uri) for rule in rules)

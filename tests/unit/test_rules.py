@@ -1,0 +1,92 @@
+"""Crossbar's own decisions on compiled permissions, checked against the reference rule semantics."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.compile import compile_permissions
+from router.config import ACTIONS, Role, Rule
+from router.rules import allows, covers
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # crossbar's import chain warns about itself
+    from crossbar.router.role import RouterRoleStaticAuth
+
+
+def crossbar_allows(rules: list[Rule], uri: str, action: str) -> bool:
+    """Ask Crossbar's static role, built from the compiled permissions, for a decision."""
+    role = RouterRoleStaticAuth(None, "r", permissions=compile_permissions(Role("r", tuple(rules))))
+    return bool(role.authorize(None, uri, action, {})["allow"])
+
+
+@pytest.mark.parametrize(
+    ("rule", "uri", "expected"),
+    [
+        (Rule("chat.room", "prefix", frozenset({"subscribe"})), "chat.room", True),
+        (Rule("chat.room", "prefix", frozenset({"subscribe"})), "chat.room.a.b", True),
+        (Rule("chat.room", "prefix", frozenset({"subscribe"})), "chat.roomy", False),
+        (Rule("chat.room", "prefix", frozenset({"subscribe"})), "chat", False),
+        (Rule("", "prefix", frozenset({"subscribe"})), "anything.at.all", True),
+        (Rule("chat..typing", "wildcard", frozenset({"subscribe"})), "chat.lobby.typing", True),
+        (Rule("chat..typing", "wildcard", frozenset({"subscribe"})), "chat.typing", False),
+        (Rule("chat..typing", "wildcard", frozenset({"subscribe"})), "chat.a.b.typing", False),
+        (Rule("chat.send", "exact", frozenset({"call"})), "chat.send.x", False),
+    ],
+)
+def test_reference_semantics(rule: Rule, uri: str, expected: bool) -> None:
+    """The documented match semantics (docs/configuration.md), on the reference implementation."""
+    assert covers(rule, uri) is expected
+    assert crossbar_allows([rule], uri, "subscribe") is (expected and "subscribe" in rule.actions)
+
+
+def test_exact_rule_under_a_prefix_rule() -> None:
+    """An exact rule does not hide a broader prefix rule, neither on its URI nor below it."""
+    rules = [Rule("chat", "prefix", frozenset({"subscribe"})), Rule("chat.send", "exact", frozenset({"call"}))]
+    assert crossbar_allows(rules, "chat.send", "call")
+    assert crossbar_allows(rules, "chat.send", "subscribe")
+    assert crossbar_allows(rules, "chat.send.x", "subscribe")
+    assert not crossbar_allows(rules, "chat.send.x", "call")
+
+
+COMPONENTS = st.sampled_from(["a", "b", "c"])
+MATCHES = st.sampled_from(["exact", "prefix", "wildcard"])
+
+
+@st.composite
+def rules(draw: Any, with_wildcards: bool) -> list[Rule]:
+    out = []
+    for _ in range(draw(st.integers(1, 5))):
+        match = draw(MATCHES if with_wildcards else st.sampled_from(["exact", "prefix"]))
+        parts = draw(st.lists(COMPONENTS, min_size=1, max_size=3))
+        if match == "wildcard":
+            parts[draw(st.integers(0, len(parts) - 1))] = ""
+        actions = frozenset(draw(st.sets(st.sampled_from(ACTIONS), min_size=1)))
+        out.append(Rule(".".join(parts), match, actions))  # type: ignore[arg-type]
+    return out
+
+
+URIS = st.lists(COMPONENTS, min_size=1, max_size=4).map(".".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(rules(with_wildcards=False), URIS, st.sampled_from(ACTIONS))
+def test_compiled_exact_and_prefix_rules_decide_exactly_like_the_reference(
+    role_rules: list[Rule], uri: str, action: str
+) -> None:
+    """With exact and prefix rules (and URI components none of which extends another), Crossbar's decision
+    on the compiled permissions equals the reference decision."""
+    assert crossbar_allows(role_rules, uri, action) == allows(role_rules, uri, action)
+
+
+@settings(max_examples=400, deadline=None)
+@given(rules(with_wildcards=True), st.one_of(URIS, URIS.map(lambda u: u + "x")), st.sampled_from(ACTIONS))
+def test_compiled_rules_never_allow_more_than_the_reference(role_rules: list[Rule], uri: str, action: str) -> None:
+    """Whatever the rules and URIs (wildcards, components extending others), Crossbar never allows an action
+    the rules do not: the known gaps only deny."""
+    if crossbar_allows(role_rules, uri, action):
+        assert allows(role_rules, uri, action)
