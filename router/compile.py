@@ -74,40 +74,47 @@ def _realm(index: int, realm: Realm) -> dict[str, Any]:
 
 
 def compile_permissions(role: Role) -> list[dict[str, Any]]:
-    """Translate a role's rules into Crossbar static permissions.
+    """Translate a role's effective rules into Crossbar static permissions.
 
     Crossbar looks a URI up by longest string prefix among the permission URIs and uses that one entry
     alone (an ``exact`` entry that is only a prefix of the URI counts as no match, and it does not fall back
-    to a shorter entry). So entries are not translated rule by rule; each entry carries every action that
-    any rule allows on the URIs it will be chosen for:
+    to a shorter entry). So entries are not translated rule by rule: each entry holds the decision, allow
+    minus deny, for the URIs it will be chosen for.
 
-    - an ``exact`` entry for each exact rule's URI and each prefix rule's own URI, with the actions of all
-      rules covering that URI;
-    - a ``prefix`` entry ``u.`` for each prefix rule on ``u`` (``""`` for the empty prefix), and for each
-      exact entry ``u`` lying under a prefix rule (so it does not hide that rule from ``u.x``), with the
-      actions of the prefix rules covering everything below ``u``;
-    - a ``wildcard`` entry per wildcard pattern.
+    - An ``exact`` entry for the URI of each exact rule and of each prefix rule (allow or deny), deciding
+      that URI from every rule covering it.
+    - A ``prefix`` entry ``u.`` for each prefix rule on ``u`` (``""`` for the empty prefix), and for each
+      exact entry ``u`` lying under a prefix rule (so it does not hide that rule from ``u.x``), deciding
+      from the prefix rules covering everything below ``u``: below ``u``, other rules have entries of
+      their own.
+    - A ``wildcard`` entry per wildcard pattern (roles with deny rules have none; the config refuses that).
 
-    The result never allows what the rules do not (``tests/unit/test_rules.py`` checks Crossbar's own
-    decisions). Two gaps remain, both on the safe side: below an exact entry ``u``, a URI extending ``u``'s
-    last component (``u`` = ``chat.send``, URI ``chat.sendx``) is denied even when a broader prefix rule
-    covers it; and where a wildcard pattern matches, Crossbar uses it instead of, not with, a prefix rule.
+    The result never allows what the rules do not, and decides exactly like :func:`router.rules.decide`
+    for exact and prefix rules (``tests/unit/test_rules.py`` checks Crossbar's own decisions). Two gaps
+    remain, both denying: below an exact entry ``u``, a URI extending ``u``'s last component (``u`` =
+    ``chat.send``, URI ``chat.sendx``) even when a broader prefix rule covers it; and, where a wildcard
+    pattern matches, prefix-rule actions the wildcard rule does not also list.
     """
-    rules = role.allow
+    rules = role.allow + role.deny
     prefixes = [r for r in rules if r.match == "prefix"]
     exact_uris = {r.uri for r in rules if r.match == "exact" or (r.match == "prefix" and r.uri != "")}
     roots = {r.uri for r in prefixes}
     roots |= {u for u in exact_uris if any(p.uri != u and _covers_below(p, u) for p in prefixes)}
 
+    def below(rules: tuple[Rule, ...], root: str) -> list[Rule]:
+        return [r for r in rules if r.match == "prefix" and _covers_below(r, root)]
+
     entries: dict[str, dict[str, Any]] = {}
     for uri in exact_uris:
-        entries[uri] = _entry(uri, "exact", [r for r in rules if covers(r, uri)])
+        at = [r for r in role.allow if covers(r, uri)], [r for r in role.deny if covers(r, uri)]
+        entries[uri] = _entry(uri, "exact", *at)
     for root in roots:
         key = "" if root == "" else root + "."
-        entries[key] = _entry(key, "prefix", [p for p in prefixes if _covers_below(p, root)])
-    for r in rules:
+        entries[key] = _entry(key, "prefix", below(role.allow, root), below(role.deny, root))
+    for r in role.allow:
         if r.match == "wildcard":
-            entries[r.uri] = _entry(r.uri, "wildcard", [w for w in rules if w.match == "wildcard" and w.uri == r.uri])
+            same = [w for w in role.allow if w.match == "wildcard" and w.uri == r.uri]
+            entries[r.uri] = _entry(r.uri, "wildcard", same, [])
     return [entries[key] for key in sorted(entries)]
 
 
@@ -116,15 +123,16 @@ def _covers_below(prefix_rule: Rule, root: str) -> bool:
     return prefix_rule.uri == "" or root == prefix_rule.uri or root.startswith(prefix_rule.uri + ".")
 
 
-def _entry(uri: str, match: str, rules: list[Rule]) -> dict[str, Any]:
-    actions = {a for r in rules for a in r.actions}
+def _entry(uri: str, match: str, allow: list[Rule], deny: list[Rule]) -> dict[str, Any]:
+    denied = {a for r in deny for a in r.actions}
+    actions = {a for r in allow for a in r.actions} - denied
     return {
         "uri": uri,
         "match": match,
         "allow": {a: a in actions for a in ("call", "register", "publish", "subscribe")},
         "disclose": {
-            "caller": any(r.disclose and "call" in r.actions for r in rules),
-            "publisher": any(r.disclose and "publish" in r.actions for r in rules),
+            "caller": "call" in actions and any(r.disclose and "call" in r.actions for r in allow),
+            "publisher": "publish" in actions and any(r.disclose and "publish" in r.actions for r in allow),
         },
         "cache": True,
     }

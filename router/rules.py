@@ -4,7 +4,8 @@ What a role's rules mean, as plain reference logic (no Crossbar).
 A rule covers URIs according to its ``match``: ``exact`` the URI itself; ``prefix`` the URI and every URI
 below it, whole components only (``""`` covers everything); ``wildcard`` URIs with as many components,
 where an empty pattern component matches any one component. A role allows an action on a URI when any of
-its rules covering the URI lists the action; nothing else is allowed.
+its allow rules covering the URI lists the action and none of its deny rules covering the URI does; deny
+beats allow, and nothing else is allowed.
 
 The compiler turns rules into Crossbar's static permissions; the tests check Crossbar's own decisions on
 the compiled result against :func:`allows`.
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 
 from router.config import Rule
 
-__all__ = ["allows", "covers"]
+__all__ = ["allows", "covers", "decide"]
 
 
 def covers(rule: Rule, uri: str) -> bool:
@@ -32,3 +33,8 @@ def covers(rule: Rule, uri: str) -> bool:
 def allows(rules: Iterable[Rule], uri: str, action: str) -> bool:
     """Whether any rule covering ``uri`` allows ``action``."""
     return any(action in rule.actions and covers(rule, uri) for rule in rules)
+
+
+def decide(allow: Iterable[Rule], deny: Iterable[Rule], uri: str, action: str) -> bool:
+    """The role's decision: some allow rule covers it and no deny rule does."""
+    return allows(allow, uri, action) and not allows(deny, uri, action)

@@ -47,11 +47,12 @@ def demo_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="session")
 def auth_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    """A real node on the demo config with every store-backed method (scram too) and a strict throttle:
-    3 failures per authid within 10 minutes."""
+    """A real node on the demo config with every store-backed method (scram too), a strict throttle
+    (3 failures per authid within 10 minutes) and a role ``muted``: ``user`` minus calling chat.send."""
     doc = json.loads(DEMO_CONFIG.read_text())
     doc["listen"][0]["auth"]["scram"] = {}
     doc["throttle"] = {"per_authid": 3, "per_peer": 10000, "window": 600}
+    doc["realms"][0]["roles"]["muted"] = {"inherits": ["user"], "deny": [{"uri": "chat.send", "actions": ["call"]}]}
     doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
     tmp = tmp_path_factory.mktemp("auth-node")
     config = tmp / "switchboard.json"

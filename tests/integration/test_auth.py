@@ -157,3 +157,18 @@ async def test_removing_a_user_closes_its_session(reactor: Any, auth_node: Any) 
         assert killed == [s.details.session]
         await wait(s.left, reactor, timeout=5)
         assert s.close_reason == CREDENTIALS_REVOKED
+
+
+@pytest_twisted.ensureDeferred
+async def test_inherited_role_with_a_deny_rule(reactor: Any, auth_node: Any) -> None:
+    """A `muted` user (inherits `user`, denies calling chat.send) reads rooms but cannot post."""
+    user = add_user(auth_node, role="muted")
+    async with session(reactor, auth_node.url, authmethod="ticket", authid=user.authid, ticket=user.password) as s:
+        assert s.details.authrole == "muted"
+        assert (await s.call(uris.SYS_INFO))["authrole"] == "muted"
+        assert await s.call(uris.CHAT_HISTORY, "muted_room") == []
+        with pytest.raises(ApplicationError) as caught:
+            await s.call(uris.CHAT_SEND, "muted_room", "let me speak")
+        assert caught.value.error == uris.NOT_AUTHORIZED
+        subscription = await s.subscribe(lambda *a: None, uris.room_topic("muted_room"))
+        assert subscription.active

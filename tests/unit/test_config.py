@@ -194,3 +194,49 @@ def test_pointer_escapes_slash_and_tilde() -> None:
     doc = demo()
     doc["realms"][0]["roles"]["a/b~c"] = {}
     assert "/realms/0/roles/a~1b~0c: invalid name: 'a/b~c' does not match '^[a-z][a-z0-9_]{0,62}$'" in problems_of(doc)
+
+
+def test_inherited_rules_become_part_of_the_role() -> None:
+    """A role's model holds its own rules and, transitively, those it inherits (deny included)."""
+    doc = demo()
+    doc["realms"][0]["roles"]["muted"] = {
+        "inherits": ["user"],
+        "deny": [{"uri": "chat.send", "actions": ["call"]}],
+    }
+    doc["realms"][0]["roles"]["quiet"] = {"inherits": ["muted"]}
+    roles = parse_config(doc, base_dir=Path("/cfg")).realms[0].roles
+    assert roles["user"].allow == roles["anonymous"].allow
+    assert roles["quiet"].allow == roles["anonymous"].allow
+    assert [(r.uri, r.actions) for r in roles["quiet"].deny] == [("chat.send", {"call"})]
+    assert roles["quiet"].inherits == ("muted",)
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        ({"a": {"inherits": ["ghost"]}}, "/realms/0/roles/a/inherits/0: no role 'ghost' in this realm"),
+        (
+            {"a": {"inherits": ["b"]}, "b": {"inherits": ["a"]}},
+            "/realms/0/roles/a/inherits/0: inheritance cycle: a -> b -> a",
+        ),
+        ({"a": {"inherits": ["a"]}}, "/realms/0/roles/a/inherits/0: inheritance cycle: a -> a"),
+        (
+            {
+                "a": {"allow": [{"uri": "x..y", "match": "wildcard", "actions": ["call"]}]},
+                "b": {"inherits": ["a"], "deny": [{"uri": "x", "actions": ["call"]}]},
+            },
+            "/realms/0/roles/b: wildcard rules cannot be combined with deny rules in one role "
+            "(with what it inherits) yet",
+        ),
+        (
+            {"a": {"deny": [{"uri": "x..y", "actions": ["call"]}]}},
+            '/realms/0/roles/a/deny/0/uri: empty URI components are only allowed with "match": "wildcard" '
+            "(got 'exact')",
+        ),
+    ],
+)
+def test_inheritance_and_deny_errors(roles: dict[str, Any], expected: str) -> None:
+    """Unknown parents, cycles and unsupported mixes are config errors at the offending key."""
+    doc = demo()
+    doc["realms"][0]["roles"].update(roles)
+    assert expected in problems_of(doc)
