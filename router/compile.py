@@ -51,9 +51,8 @@ def compile_node(config: Config, control_socket: str, store_path: str) -> dict[s
         }
         for i, c in enumerate(config.components)
     ]
-    if config.uses_store:
-        # Must start before any login (see router.auth.service.AuthBootstrap); components start in order.
-        components.insert(0, _auth_bootstrap(config.realms[0].name, auth_config))
+    # First, so it runs before any transport opens (router components start in order, transports after).
+    components.insert(0, _bootstrap(config.realms[0].name, auth_config if config.uses_store else None))
     worker: dict[str, Any] = {
         "type": "router",
         "id": ROUTER_WORKER_ID,
@@ -138,14 +137,14 @@ def _entry(uri: str, match: str, allow: list[Rule], deny: list[Rule]) -> dict[st
     }
 
 
-def _auth_bootstrap(realm: str, auth_config: dict[str, Any]) -> dict[str, Any]:
+def _bootstrap(realm: str, auth_config: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "type": "class",
-        "id": "switchboard_auth",
-        "classname": "router.auth.service.AuthBootstrap",
+        "id": "switchboard_bootstrap",
+        "classname": "router.worker.WorkerBootstrap",
         "realm": realm,
         "role": "trusted",
-        "extra": auth_config,
+        "extra": {"auth": auth_config},
     }
 
 

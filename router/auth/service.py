@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from nacl.signing import SigningKey
 from twisted.internet import defer
@@ -28,20 +27,20 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from router.auth import crossbar_adapter
-from router.auth.crossbar_adapter import DECOY, DERIVED, FAILED, NOT_AUTHORIZED
+from router import crossbar_adapter
 from router.auth.throttle import LoginThrottle, ThrottleLimits, peer_host
 from router.credentials import decoy_scram, decoy_wampcra, verify_ticket
+from router.crossbar_adapter import DECOY, DERIVED, FAILED, NOT_AUTHORIZED
 from router.store import User, UserStore
 
 __all__ = [
     "THROTTLED",
-    "AuthBootstrap",
     "Authenticator",
     "create_cryptosign",
     "create_scram",
     "create_ticket",
     "create_wampcra",
+    "shared_authenticator",
 ]
 
 log = Logger()
@@ -152,8 +151,8 @@ class Authenticator:
 _instance: Authenticator | None = None
 
 
-def _authenticator(config: dict[str, Any]) -> Authenticator:
-    """The worker's shared :class:`Authenticator`, created by the first auth method Crossbar sets up."""
+def shared_authenticator(config: dict[str, Any]) -> Authenticator:
+    """The worker's shared :class:`Authenticator` (created by :class:`router.worker.WorkerBootstrap`)."""
     global _instance
     if _instance is None:
         from twisted.internet import reactor as running  # the router worker's reactor: this is an entry point
@@ -165,13 +164,13 @@ def _authenticator(config: dict[str, Any]) -> Authenticator:
         reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
         store = UserStore(Path(config["store"]))
         _instance = Authenticator(reactor, store, LoginThrottle(reactor.seconds, limits), pool)
-        crossbar_adapter.install(_instance.verdict)
+        crossbar_adapter.install_auth(_instance.verdict)
     return _instance
 
 
 def _entry(method: str) -> Callable[[dict[str, Any], Any], Callable[..., Any]]:
     def create(config: dict[str, Any], controller: Any) -> Callable[..., Any]:
-        handler = getattr(_authenticator(config), method)
+        handler = getattr(shared_authenticator(config), method)
 
         def authenticate(realm: str, authid: str | None, details: dict[str, Any]) -> Any:
             return defer.ensureDeferred(handler(realm, authid, details))
@@ -187,16 +186,3 @@ create_ticket = _entry("ticket")
 create_wampcra = _entry("wampcra")
 create_cryptosign = _entry("cryptosign")
 create_scram = _entry("scram")
-
-
-class AuthBootstrap(ApplicationSession):
-    """Hosted in the router worker (compiled in when any store-backed method is enabled).
-
-    Crossbar creates function authenticators lazily, at the first login, and picks the class handling a
-    login before that; so the adapter must be in place earlier. Router components start before the
-    transports open, so creating the shared :class:`Authenticator` here installs it in time.
-    """
-
-    def __init__(self, config: Any = None) -> None:
-        super().__init__(config)
-        _authenticator(dict(config.extra))

@@ -9,10 +9,10 @@ import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet.task import Clock
 
-from router.auth.crossbar_adapter import DECOY, DERIVED
 from router.auth.service import THROTTLED, Authenticator
 from router.auth.throttle import LoginThrottle, ThrottleLimits
 from router.credentials import password_credentials
+from router.crossbar_adapter import DECOY, DERIVED
 from router.store import User
 
 CREDS = password_credentials("correct horse battery staple")

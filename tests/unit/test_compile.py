@@ -43,7 +43,7 @@ def test_one_router_worker_with_realm_components_and_transports() -> None:
     assert [r["name"] for r in worker["realms"]] == ["demo"]
     assert [r["name"] for r in worker["realms"][0]["roles"]] == ["anonymous", "user", "backend"]
     assert [(c["classname"], c["realm"], c["role"]) for c in worker["components"]] == [
-        ("router.auth.service.AuthBootstrap", "demo", "trusted"),
+        ("router.worker.WorkerBootstrap", "demo", "trusted"),
         ("components.chat.ChatComponent", "demo", "backend"),
         ("components.system.SystemComponent", "demo", "backend"),
     ]
@@ -63,18 +63,23 @@ def test_store_methods_become_function_authenticators_sharing_one_config() -> No
             "config": expected_config,
         }
     assert "scram" not in auth
-    assert worker["components"][0]["extra"] == expected_config
+    assert worker["components"][0]["extra"] == {"auth": expected_config}
 
 
-def test_no_auth_bootstrap_without_store_methods(tmp_path: Path) -> None:
-    """A node with only anonymous logins hosts no authentication component."""
+def test_no_authenticator_without_store_methods(tmp_path: Path) -> None:
+    """A node with only anonymous logins has no store-backed authenticator; the bootstrap still runs."""
     doc = json.loads(DEMO_CONFIG.read_text())
     doc["listen"][0]["auth"] = {"anonymous": {"role": "anonymous"}}
     path = tmp_path / "sb.json"
     path.write_text(json.dumps(doc))
     compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET, store_path=STORE)
-    classes = [c["classname"] for c in compiled["workers"][0]["components"]]
-    assert classes == ["components.chat.ChatComponent", "components.system.SystemComponent"]
+    bootstrap, *components = compiled["workers"][0]["components"]
+    assert (bootstrap["classname"], bootstrap["extra"]) == ("router.worker.WorkerBootstrap", {"auth": None})
+    assert [c["classname"] for c in components] == [
+        "components.chat.ChatComponent",
+        "components.system.SystemComponent",
+    ]
+    assert "ticket" not in compiled["workers"][0]["transports"][0]["paths"]["ws"]["auth"]
 
 
 def test_websocket_transport_has_production_limits() -> None:

@@ -1,8 +1,13 @@
 """
-The only place Switchboard reaches into Crossbar's authentication internals (checked against 26.10.1).
+The only place Switchboard reaches into Crossbar's internals (checked against 26.10.1 at install time).
 
-Crossbar picks the class handling a login from ``crossbar.router.auth.AUTHMETHOD_MAP``; :func:`install`
-puts thin subclasses there for ticket, wampcra, cryptosign and scram that
+**Registration.** Crossbar 26.10.1 builds a ``not_authorized`` reply for a REGISTER the role does not
+allow, but then checks for an existing registration and answers ``procedure_already_exists`` if there is
+one, so any session can find out which procedures exist (crossbar#1463). :func:`install_register_fix`
+authorizes such a REGISTER first and answers ``wamp.error.not_authorized`` whether or not the URI exists.
+
+**Authentication.** Crossbar picks the class handling a login from ``crossbar.router.auth.AUTHMETHOD_MAP``;
+:func:`install_auth` puts thin subclasses there for ticket, wampcra, cryptosign and scram that
 
 1. report every verdict (authid, peer, success) to an observer, so the login throttle counts failures
    that Crossbar itself decides (a wrong WAMP-CRA or cryptosign signature, a wrong SCRAM proof);
@@ -24,15 +29,18 @@ from collections.abc import Callable
 from typing import Any
 
 import crossbar
+from autobahn.wamp import message
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import Accept, Deny
 from crossbar.router import auth as crossbar_auth
 from crossbar.router.auth.cryptosign import PendingAuthCryptosign
 from crossbar.router.auth.scram import PendingAuthScram
 from crossbar.router.auth.ticket import PendingAuthTicket
 from crossbar.router.auth.wampcra import PendingAuthWampCra
+from crossbar.router.dealer import Dealer
 from twisted.internet import defer
 
-__all__ = ["DECOY", "DERIVED", "FAILED", "NOT_AUTHORIZED", "Verdict", "install"]
+__all__ = ["DECOY", "DERIVED", "FAILED", "NOT_AUTHORIZED", "Verdict", "install_auth", "install_register_fix"]
 
 SUPPORTED_CROSSBAR = "26.10.1"
 
@@ -49,12 +57,54 @@ Verdict = Callable[[str, "str | None", "str | None", bool], None]
 _verdict: Verdict | None = None
 
 
-def install(verdict: Verdict) -> None:
-    """Register the subclasses with Crossbar; ``verdict`` hears every authentication outcome."""
+def _check_version() -> None:
     if crossbar.__version__ != SUPPORTED_CROSSBAR:
         raise RuntimeError(
-            f"router.auth.crossbar_adapter supports crossbar {SUPPORTED_CROSSBAR}, not {crossbar.__version__}"
+            f"router.crossbar_adapter supports crossbar {SUPPORTED_CROSSBAR}, not {crossbar.__version__}"
         )
+
+
+def install_register_fix() -> None:
+    """Make a denied REGISTER ``not_authorized`` even when the procedure is already registered."""
+    _check_version()
+    if getattr(Dealer.processRegister, "_switchboard", False):
+        return
+    original = Dealer.processRegister
+
+    def process_register(self: Any, session: Any, register: Any) -> Any:
+        if self._registration_map.get_observation(register.procedure, register.match) is None:
+            return original(self, session, register)  # nothing to leak: Crossbar's own path answers right
+        options = register.marshal_options()
+        deciding = defer.maybeDeferred(self._router.authorize, session, register.procedure, "register", options)
+
+        def decided(authorization: Any) -> Any:
+            if authorization["allow"]:
+                return original(self, session, register)
+            reason = f"not authorized to register procedure '{register.procedure}'"
+            reply = message.Error(
+                message.Register.MESSAGE_TYPE, register.request, ApplicationError.NOT_AUTHORIZED, [reason]
+            )
+            self._router.send(session, reply)
+            return None
+
+        def failed(failure: Any) -> None:
+            reply = message.Error(
+                message.Register.MESSAGE_TYPE,
+                register.request,
+                ApplicationError.AUTHORIZATION_FAILED,
+                [str(failure.value)],
+            )
+            self._router.send(session, reply)
+
+        return deciding.addCallbacks(decided, failed)
+
+    process_register._switchboard = True  # type: ignore[attr-defined]
+    Dealer.processRegister = process_register  # type: ignore[method-assign]
+
+
+def install_auth(verdict: Verdict) -> None:
+    """Register the subclasses with Crossbar; ``verdict`` hears every authentication outcome."""
+    _check_version()
     global _verdict
     _verdict = verdict
     crossbar_auth.AUTHMETHOD_MAP.update(
