@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.config import Config, Realm, Role, Rule, Transport
-from router.rules import covers
+from router.rules import covers, is_meta
 
 __all__ = ["ROUTER_WORKER_ID", "compile_node", "compile_permissions"]
 
@@ -86,6 +86,8 @@ def compile_permissions(role: Role) -> list[dict[str, Any]]:
       exact entry ``u`` lying under a prefix rule (so it does not hide that rule from ``u.x``), deciding
       from the prefix rules covering everything below ``u``: below ``u``, other rules have entries of
       their own.
+    - ``wamp`` exact and ``wamp.`` prefix entries when the role has the empty prefix, which does not reach
+      the meta API (only rules naming ``wamp`` do).
     - A ``wildcard`` entry per wildcard pattern (roles with deny rules have none; the config refuses that).
 
     The result never allows what the rules do not, and decides exactly like :func:`router.rules.decide`
@@ -98,6 +100,10 @@ def compile_permissions(role: Role) -> list[dict[str, Any]]:
     prefixes = [r for r in rules if r.match == "prefix"]
     exact_uris = {r.uri for r in rules if r.match == "exact" or (r.match == "prefix" and r.uri != "")}
     roots = {r.uri for r in prefixes}
+    if "" in roots:
+        # The empty prefix does not reach the meta API: give "wamp" entries of its own.
+        exact_uris.add("wamp")
+        roots.add("wamp")
     roots |= {u for u in exact_uris if any(p.uri != u and _covers_below(p, u) for p in prefixes)}
 
     def below(rules: tuple[Rule, ...], root: str) -> list[Rule]:
@@ -119,7 +125,9 @@ def compile_permissions(role: Role) -> list[dict[str, Any]]:
 
 def _covers_below(prefix_rule: Rule, root: str) -> bool:
     """Whether a prefix rule covers every URI strictly below ``root``."""
-    return prefix_rule.uri == "" or root == prefix_rule.uri or root.startswith(prefix_rule.uri + ".")
+    if prefix_rule.uri == "":
+        return not is_meta(root)
+    return root == prefix_rule.uri or root.startswith(prefix_rule.uri + ".")
 
 
 def _entry(uri: str, match: str, allow: list[Rule], deny: list[Rule]) -> dict[str, Any]:

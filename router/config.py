@@ -342,6 +342,8 @@ def _rule_problem(rule: dict[str, Any]) -> str | None:
     if match == "wildcard":
         if "" not in parts:
             return 'a "wildcard" URI needs at least one empty component, e.g. "chat..typing"'
+        if parts[0] == "":
+            return 'a "wildcard" URI must start with a literal component, e.g. "chat..typing"'
         return None
     if uri == "" and match == "prefix":
         return None  # the empty prefix covers every URI

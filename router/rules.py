@@ -7,8 +7,11 @@ where an empty pattern component matches any one component. A role allows an act
 its allow rules covering the URI lists the action and none of its deny rules covering the URI does; deny
 beats allow, and nothing else is allowed.
 
+The WAMP meta API (``wamp`` and below) is covered only by rules that name it: a rule whose URI does not
+start with the component ``wamp`` (the empty prefix included) never covers a ``wamp.*`` URI.
+
 The compiler turns rules into Crossbar's static permissions; the tests check Crossbar's own decisions on
-the compiled result against :func:`allows`.
+the compiled result against :func:`decide`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ from collections.abc import Iterable
 
 from router.config import Rule
 
-__all__ = ["allows", "covers", "decide"]
+__all__ = ["allows", "covers", "decide", "is_meta"]
+
+
+def is_meta(uri: str) -> bool:
+    """Whether ``uri`` belongs to the WAMP meta API."""
+    return uri.split(".", 1)[0] == "wamp"
 
 
 def covers(rule: Rule, uri: str) -> bool:
     """Whether ``rule`` applies to ``uri``."""
+    if is_meta(uri) and not is_meta(rule.uri):
+        return False
     if rule.match == "exact":
         return uri == rule.uri
     if rule.match == "prefix":

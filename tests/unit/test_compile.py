@@ -116,9 +116,13 @@ def test_prefix_rule_covers_whole_components_only() -> None:
     )
 
 
-def test_empty_prefix_covers_everything() -> None:
-    """The empty prefix compiles to Crossbar's empty prefix: every URI."""
-    assert list(perms(Rule("", "prefix", frozenset({"call"})))) == [""]
+def test_empty_prefix_covers_everything_but_the_meta_api() -> None:
+    """The empty prefix compiles to Crossbar's empty prefix, plus entries keeping wamp.* closed."""
+    compiled = perms(Rule("", "prefix", frozenset({"call"})))
+    assert set(compiled) == {"", "wamp", "wamp."}
+    assert compiled[""]["allow"]["call"] is True
+    assert not any(compiled["wamp."]["allow"].values())
+    assert not any(compiled["wamp"]["allow"].values())
 
 
 def test_rules_on_the_same_uri_merge() -> None:

@@ -169,6 +169,15 @@ def test_anonymous_role_must_exist_in_every_realm() -> None:
     assert problems_of(doc) == ["/listen/0/auth/anonymous/role: role 'anonymous' is not defined in realm 'other'"]
 
 
+def test_wildcard_must_start_with_a_literal_component() -> None:
+    """A wildcard pattern may not begin with an empty component (it could otherwise reach wamp.*)."""
+    doc = demo()
+    doc["realms"][0]["roles"]["backend"]["allow"] = [{"uri": "..x", "match": "wildcard", "actions": ["call"]}]
+    assert problems_of(doc) == [
+        '/realms/0/roles/backend/allow/0/uri: a "wildcard" URI must start with a literal component, e.g. "chat..typing"'
+    ]
+
+
 def test_empty_prefix_rule_is_valid() -> None:
     """{"uri": "", "match": "prefix"} (every URI) is accepted."""
     doc = demo()

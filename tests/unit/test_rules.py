@@ -54,7 +54,7 @@ def test_exact_rule_under_a_prefix_rule() -> None:
     assert not crossbar_allows(rules, "chat.send.x", "call")
 
 
-COMPONENTS = st.sampled_from(["a", "b", "c"])
+COMPONENTS = st.sampled_from(["a", "b", "wamp"])
 MATCHES = st.sampled_from(["exact", "prefix", "wildcard"])
 
 
@@ -65,7 +65,9 @@ def rules(draw: Any, with_wildcards: bool) -> list[Rule]:
         match = draw(MATCHES if with_wildcards else st.sampled_from(["exact", "prefix"]))
         parts = draw(st.lists(COMPONENTS, min_size=1, max_size=3))
         if match == "wildcard":
-            parts[draw(st.integers(0, len(parts) - 1))] = ""
+            if len(parts) == 1:
+                parts.append("")
+            parts[draw(st.integers(1, len(parts) - 1))] = ""
         actions = frozenset(draw(st.sets(st.sampled_from(ACTIONS), min_size=1)))
         out.append(Rule(".".join(parts), match, actions))  # type: ignore[arg-type]
     return out
@@ -126,3 +128,14 @@ def test_deny_carves_a_hole_in_an_allowed_prefix() -> None:
     assert not crossbar_allows(allow, "chat.admin.reset", "call", deny)
     assert decide(allow, deny, "chat.adminx", "call")
     assert not crossbar_allows(allow, "chat.adminx", "call", deny)
+
+
+def test_the_meta_api_needs_a_rule_that_names_it() -> None:
+    """The empty prefix allows every URI except wamp.*; a rule on wamp.session opens just that."""
+    everything = [Rule("", "prefix", frozenset(ACTIONS))]
+    assert crossbar_allows(everything, "com.example.x", "call")
+    assert not crossbar_allows(everything, "wamp.session.list", "call")
+    assert not crossbar_allows(everything, "wamp", "subscribe")
+    meta = [*everything, Rule("wamp.session", "prefix", frozenset({"call"}))]
+    assert crossbar_allows(meta, "wamp.session.list", "call")
+    assert not crossbar_allows(meta, "wamp.registration.list", "call")
