@@ -1,10 +1,12 @@
 """
 The only place Switchboard reaches into Crossbar's internals (checked against 26.10.1 at install time).
 
-**Registration.** Crossbar 26.10.1 builds a ``not_authorized`` reply for a REGISTER the role does not
-allow, but then checks for an existing registration and answers ``procedure_already_exists`` if there is
-one, so any session can find out which procedures exist (crossbar#1463). :func:`install_register_fix`
-authorizes such a REGISTER first and answers ``wamp.error.not_authorized`` whether or not the URI exists.
+**Denials.** Crossbar 26.10.1 builds a ``not_authorized`` reply for a REGISTER the role does not allow,
+but then checks for an existing registration and answers ``procedure_already_exists`` if there is one, so
+any session can find out which procedures exist (crossbar#1463); and it answers ``invalid_uri`` for
+REGISTER and PUBLISH in the reserved ``wamp.*`` namespace before asking the role.
+:func:`install_denial_fixes` authorizes those first, so a denied action is always
+``wamp.error.not_authorized``.
 
 **Authentication.** Crossbar picks the class handling a login from ``crossbar.router.auth.AUTHMETHOD_MAP``;
 :func:`install_auth` puts thin subclasses there for ticket, wampcra, cryptosign and scram that
@@ -37,10 +39,11 @@ from crossbar.router.auth.cryptosign import PendingAuthCryptosign
 from crossbar.router.auth.scram import PendingAuthScram
 from crossbar.router.auth.ticket import PendingAuthTicket
 from crossbar.router.auth.wampcra import PendingAuthWampCra
+from crossbar.router.broker import Broker
 from crossbar.router.dealer import Dealer
 from twisted.internet import defer
 
-__all__ = ["DECOY", "DERIVED", "FAILED", "NOT_AUTHORIZED", "Verdict", "install_auth", "install_register_fix"]
+__all__ = ["DECOY", "DERIVED", "FAILED", "NOT_AUTHORIZED", "Verdict", "install_auth", "install_denial_fixes"]
 
 SUPPORTED_CROSSBAR = "26.10.1"
 
@@ -64,42 +67,70 @@ def _check_version() -> None:
         )
 
 
-def install_register_fix() -> None:
-    """Make a denied REGISTER ``not_authorized`` even when the procedure is already registered."""
+def install_denial_fixes() -> None:
+    """Authorize first where Crossbar would otherwise answer something other than ``not_authorized``.
+
+    - REGISTER of an already registered procedure (Crossbar: ``procedure_already_exists``);
+    - REGISTER or acknowledged PUBLISH in the reserved ``wamp.*`` namespace (Crossbar: ``invalid_uri``).
+
+    When the role does allow the action, Crossbar's own path runs unchanged.
+    """
     _check_version()
     if getattr(Dealer.processRegister, "_switchboard", False):
         return
-    original = Dealer.processRegister
 
-    def process_register(self: Any, session: Any, register: Any) -> Any:
-        if self._registration_map.get_observation(register.procedure, register.match) is None:
-            return original(self, session, register)  # nothing to leak: Crossbar's own path answers right
-        options = register.marshal_options()
-        deciding = defer.maybeDeferred(self._router.authorize, session, register.procedure, "register", options)
+    def leaks_register(dealer: Any, session: Any, register: Any) -> bool:
+        registered = dealer._registration_map.get_observation(register.procedure, register.match) is not None
+        return registered or _reserved(session, register.procedure)
+
+    def leaks_publish(broker: Any, session: Any, publish: Any) -> bool:
+        return _reserved(session, publish.topic)
+
+    Dealer.processRegister = _authorize_first(  # type: ignore[method-assign]
+        Dealer.processRegister, leaks_register, "register", lambda m: m.procedure, message.Register.MESSAGE_TYPE
+    )
+    Broker.processPublish = _authorize_first(  # type: ignore[method-assign]
+        Broker.processPublish, leaks_publish, "publish", lambda m: m.topic, message.Publish.MESSAGE_TYPE
+    )
+
+
+def _reserved(session: Any, uri: str) -> bool:
+    return session._authrole != "trusted" and uri.startswith("wamp.")
+
+
+def _authorize_first(
+    original: Callable[..., Any],
+    would_leak: Callable[[Any, Any, Any], bool],
+    action: str,
+    uri_of: Callable[[Any], str],
+    request_type: int,
+) -> Callable[..., Any]:
+    def process(self: Any, session: Any, msg: Any) -> Any:
+        if not would_leak(self, session, msg):
+            return original(self, session, msg)
+        uri = uri_of(msg)
+        deciding = defer.maybeDeferred(self._router.authorize, session, uri, action, msg.marshal_options())
 
         def decided(authorization: Any) -> Any:
             if authorization["allow"]:
-                return original(self, session, register)
-            reason = f"not authorized to register procedure '{register.procedure}'"
-            reply = message.Error(
-                message.Register.MESSAGE_TYPE, register.request, ApplicationError.NOT_AUTHORIZED, [reason]
-            )
-            self._router.send(session, reply)
+                return original(self, session, msg)
+            if action == "register" or msg.acknowledge:
+                reason = f"not authorized to {action} '{uri}'"
+                error = message.Error(request_type, msg.request, ApplicationError.NOT_AUTHORIZED, [reason])
+                self._router.send(session, error)
             return None
 
         def failed(failure: Any) -> None:
-            reply = message.Error(
-                message.Register.MESSAGE_TYPE,
-                register.request,
-                ApplicationError.AUTHORIZATION_FAILED,
-                [str(failure.value)],
-            )
-            self._router.send(session, reply)
+            if action == "register" or msg.acknowledge:
+                error = message.Error(
+                    request_type, msg.request, ApplicationError.AUTHORIZATION_FAILED, [str(failure.value)]
+                )
+                self._router.send(session, error)
 
         return deciding.addCallbacks(decided, failed)
 
-    process_register._switchboard = True  # type: ignore[attr-defined]
-    Dealer.processRegister = process_register  # type: ignore[method-assign]
+    process._switchboard = True  # type: ignore[attr-defined]
+    return process
 
 
 def install_auth(verdict: Verdict) -> None:

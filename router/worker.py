@@ -23,7 +23,7 @@ class WorkerBootstrap(ApplicationSession):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        crossbar_adapter.install_register_fix()
+        crossbar_adapter.install_denial_fixes()
         auth = config.extra.get("auth")
         if auth:
             from router.auth.service import shared_authenticator
