@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator, ValidationError
 
+from router.roles import Role, Rule, build_roles, role_problems
+
 __all__ = [
     "ACTIONS",
     "STORE_METHODS",
@@ -64,35 +66,12 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class Rule:
-    """Allows ``actions`` on the URIs that ``uri`` covers under ``match`` semantics."""
-
-    uri: str
-    match: Match
-    actions: frozenset[Action]
-    disclose: bool = False
-
-
-@dataclass(frozen=True)
-class Role:
-    """A named set of rules; a session holds exactly one role.
-
-    ``allow`` and ``deny`` are the role's *effective* rules: its own plus those of every role it inherits
-    (transitively); ``inherits`` keeps the names as written.
-    """
-
-    name: str
-    allow: tuple[Rule, ...]
-    deny: tuple[Rule, ...] = ()
-    inherits: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Realm:
-    """A WAMP realm and its roles."""
+    """A WAMP realm and its roles (``role_definitions``: the roles as written in the file)."""
 
     name: str
     roles: Mapping[str, Role]
+    role_definitions: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -247,16 +226,8 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
         if realm["name"] in realm_roles:
             yield Problem(f"/realms/{i}/name", f"duplicate realm {realm['name']!r}")
         realm_roles[realm["name"]] = set(realm["roles"])
-        for role_name, role in realm["roles"].items():
-            for kind in ("allow", "deny"):
-                for j, rule in enumerate(role.get(kind, [])):
-                    problem = _rule_problem(rule)
-                    if problem:
-                        yield Problem(f"/realms/{i}/roles/{role_name}/{kind}/{j}/uri", problem)
-            for j, parent in enumerate(role.get("inherits", [])):
-                if parent not in realm["roles"]:
-                    yield Problem(f"/realms/{i}/roles/{role_name}/inherits/{j}", f"no role {parent!r} in this realm")
-        yield from _inheritance_problems(i, realm["roles"])
+        for pointer, message in role_problems(realm["roles"]):
+            yield Problem(f"/realms/{i}/roles{pointer}", message)
 
     names: set[str] = set()
     bound: set[tuple[str, int]] = set()
@@ -292,78 +263,6 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
             yield Problem(f"/components/{i}/role", f"no role {role!r} in realm {realm_name!r}")
 
 
-def _inheritance_problems(index: int, roles: dict[str, Any]) -> Iterator[Problem]:
-    """Cycles in ``inherits``, and wildcard rules mixed with deny rules in one effective role."""
-    for name in roles:
-        path = _cycle_from(name, roles)
-        if path:
-            j = roles[name]["inherits"].index(path[1])
-            yield Problem(f"/realms/{index}/roles/{name}/inherits/{j}", "inheritance cycle: " + " -> ".join(path))
-            continue
-        closure = _ancestors(name, roles)
-        rules = [(kind, r) for n in closure for kind in ("allow", "deny") for r in roles[n].get(kind, [])]
-        if any(kind == "deny" for kind, _ in rules) and any(r.get("match") == "wildcard" for _, r in rules):
-            yield Problem(
-                f"/realms/{index}/roles/{name}",
-                "wildcard rules cannot be combined with deny rules in one role (with what it inherits) yet",
-            )
-
-
-def _cycle_from(start: str, roles: dict[str, Any]) -> list[str] | None:
-    """A path start -> ... -> start through ``inherits``, if there is one."""
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        name, path = stack.pop()
-        for parent in roles.get(name, {}).get("inherits", []):
-            if parent == start:
-                return [*path, start]
-            if parent in roles and parent not in seen:
-                seen.add(parent)
-                stack.append((parent, [*path, parent]))
-    return None
-
-
-def _ancestors(name: str, roles: dict[str, Any]) -> list[str]:
-    """``name`` and every role it inherits from, transitively (roles must be acyclic)."""
-    order, todo = [], [name]
-    while todo:
-        current = todo.pop(0)
-        if current in order or current not in roles:
-            continue
-        order.append(current)
-        todo.extend(roles[current].get("inherits", []))
-    return order
-
-
-def _rule_problem(rule: dict[str, Any]) -> str | None:
-    uri, match = rule["uri"], rule.get("match", "exact")
-    parts = uri.split(".")
-    if match == "wildcard":
-        if "" not in parts:
-            return 'a "wildcard" URI needs at least one empty component, e.g. "chat..typing"'
-        if parts[0] == "":
-            return 'a "wildcard" URI must start with a literal component, e.g. "chat..typing"'
-        return None
-    if uri == "" and match == "prefix":
-        return None  # the empty prefix covers every URI
-    if "" in parts:
-        return f'empty URI components are only allowed with "match": "wildcard" (got {match!r})'
-    return None
-
-
-def _rules(roles: dict[str, Any], name: str, kind: str, opt: Any) -> Iterator[Rule]:
-    """The effective ``allow`` or ``deny`` rules of role ``name``: its own, then inherited ones."""
-    for holder in _ancestors(name, roles):
-        for rule in roles[holder].get(kind, []):
-            yield Rule(
-                uri=rule["uri"],
-                match=opt(rule, "rule", "match"),
-                actions=frozenset(rule["actions"]),
-                disclose=opt(rule, "rule", "disclose"),
-            )
-
-
 def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> Config:
     defs = the_schema["$defs"]
 
@@ -393,15 +292,8 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
     realms = tuple(
         Realm(
             name=r["name"],
-            roles={
-                name: Role(
-                    name=name,
-                    allow=tuple(_rules(r["roles"], name, "allow", opt)),
-                    deny=tuple(_rules(r["roles"], name, "deny", opt)),
-                    inherits=tuple(role.get("inherits", [])),
-                )
-                for name, role in r["roles"].items()
-            },
+            roles=build_roles(r["roles"], the_schema),
+            role_definitions=r["roles"],
         )
         for r in doc["realms"]
     )

@@ -1,0 +1,153 @@
+"""
+Roles: the rule model, inheritance, and the checks a set of role definitions must pass.
+
+Shared by the configuration loader (roles in ``switchboard.json``) and the runtime admin API (roles
+changed over WAMP), so both accept and refuse exactly the same definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+
+__all__ = ["Role", "Rule", "build_roles", "definition_problems", "role_problems"]
+
+Action = Literal["call", "register", "publish", "subscribe"]
+Match = Literal["exact", "prefix", "wildcard"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Allows ``actions`` on the URIs that ``uri`` covers under ``match`` semantics."""
+
+    uri: str
+    match: Match
+    actions: frozenset[Action]
+    disclose: bool = False
+
+
+@dataclass(frozen=True)
+class Role:
+    """A named set of rules; a session holds exactly one role.
+
+    ``allow`` and ``deny`` are the role's *effective* rules: its own plus those of every role it inherits
+    (transitively); ``inherits`` keeps the names as written.
+    """
+
+    name: str
+    allow: tuple[Rule, ...]
+    deny: tuple[Rule, ...] = ()
+    inherits: tuple[str, ...] = ()
+
+
+def build_roles(definitions: Mapping[str, Any], schema: dict[str, Any]) -> dict[str, Role]:
+    """Role models from valid definitions (see :func:`role_problems`), defaults from ``schema``."""
+    return {
+        name: Role(
+            name=name,
+            allow=tuple(_rules(definitions, name, "allow", schema)),
+            deny=tuple(_rules(definitions, name, "deny", schema)),
+            inherits=tuple(definition.get("inherits", [])),
+        )
+        for name, definition in definitions.items()
+    }
+
+
+def definition_problems(definition: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """Schema problems of one role definition, as (JSON pointer within it, message)."""
+    validator = Draft202012Validator({"$ref": "#/$defs/role", "$defs": schema["$defs"]})
+    found = []
+    for error in validator.iter_errors(definition):
+        pointer = "".join(f"/{p}" for p in error.absolute_path)
+        found.append((pointer, error.message))
+    return sorted(found)
+
+
+def role_problems(definitions: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """What schema-valid role definitions may still get wrong, as (``/<role>/...`` pointer, message)."""
+    for name, definition in definitions.items():
+        for kind in ("allow", "deny"):
+            for j, rule in enumerate(definition.get(kind, [])):
+                problem = _rule_problem(rule)
+                if problem:
+                    yield f"/{name}/{kind}/{j}/uri", problem
+        for j, parent in enumerate(definition.get("inherits", [])):
+            if parent not in definitions:
+                yield f"/{name}/inherits/{j}", f"no role {parent!r} in this realm"
+    yield from _inheritance_problems(definitions)
+
+
+def _inheritance_problems(roles: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Cycles in ``inherits``, and wildcard rules mixed with deny rules in one effective role."""
+    for name in roles:
+        path = _cycle_from(name, roles)
+        if path:
+            j = roles[name]["inherits"].index(path[1])
+            yield f"/{name}/inherits/{j}", "inheritance cycle: " + " -> ".join(path)
+            continue
+        closure = _ancestors(name, roles)
+        rules = [(kind, r) for n in closure for kind in ("allow", "deny") for r in roles[n].get(kind, [])]
+        if any(kind == "deny" for kind, _ in rules) and any(r.get("match") == "wildcard" for _, r in rules):
+            yield (
+                f"/{name}",
+                "wildcard rules cannot be combined with deny rules in one role (with what it inherits) yet",
+            )
+
+
+def _cycle_from(start: str, roles: Mapping[str, Any]) -> list[str] | None:
+    """A path start -> ... -> start through ``inherits``, if there is one."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        name, path = stack.pop()
+        for parent in roles.get(name, {}).get("inherits", []):
+            if parent == start:
+                return [*path, start]
+            if parent in roles and parent not in seen:
+                seen.add(parent)
+                stack.append((parent, [*path, parent]))
+    return None
+
+
+def _ancestors(name: str, roles: Mapping[str, Any]) -> list[str]:
+    """``name`` and every role it inherits from, transitively (roles must be acyclic)."""
+    order, todo = [], [name]
+    while todo:
+        current = todo.pop(0)
+        if current in order or current not in roles:
+            continue
+        order.append(current)
+        todo.extend(roles[current].get("inherits", []))
+    return order
+
+
+def _rule_problem(rule: dict[str, Any]) -> str | None:
+    uri, match = rule["uri"], rule.get("match", "exact")
+    parts = uri.split(".")
+    if match == "wildcard":
+        if "" not in parts:
+            return 'a "wildcard" URI needs at least one empty component, e.g. "chat..typing"'
+        if parts[0] == "":
+            return 'a "wildcard" URI must start with a literal component, e.g. "chat..typing"'
+        return None
+    if uri == "" and match == "prefix":
+        return None  # the empty prefix covers every URI
+    if "" in parts:
+        return f'empty URI components are only allowed with "match": "wildcard" (got {match!r})'
+    return None
+
+
+def _rules(roles: Mapping[str, Any], name: str, kind: str, schema: dict[str, Any]) -> Iterator[Rule]:
+    """The effective ``allow`` or ``deny`` rules of role ``name``: its own, then inherited ones."""
+    defaults = schema["$defs"]["rule"]["properties"]
+    for holder in _ancestors(name, roles):
+        for rule in roles[holder].get(kind, []):
+            yield Rule(
+                uri=rule["uri"],
+                match=rule.get("match", defaults["match"]["default"]),
+                actions=frozenset(rule["actions"]),
+                disclose=rule.get("disclose", defaults["disclose"]["default"]),
+            )
