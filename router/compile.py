@@ -53,6 +53,8 @@ def compile_node(config: Config, control_socket: str, store_path: str) -> dict[s
     ]
     # First, so it runs before any transport opens (router components start in order, transports after).
     components.insert(0, _bootstrap(config.realms[0].name, auth_config if config.uses_store else None))
+    for index, realm in enumerate(config.realms):
+        components.insert(1 + index, _admin(index, realm, store_path))
     worker: dict[str, Any] = {
         "type": "router",
         "id": ROUTER_WORKER_ID,
@@ -142,6 +144,18 @@ def _entry(uri: str, match: str, allow: list[Rule], deny: list[Rule]) -> dict[st
             "publisher": "publish" in actions and any(r.disclose and "publish" in r.actions for r in allow),
         },
         "cache": True,
+    }
+
+
+def _admin(index: int, realm: Realm, store_path: str) -> dict[str, Any]:
+    """The runtime admin API of ``realm`` (see router.admin); the roles decide who may call it."""
+    return {
+        "type": "class",
+        "id": f"switchboard_admin_{index:03d}",
+        "classname": "router.admin.AdminComponent",
+        "realm": realm.name,
+        "role": "trusted",
+        "extra": {"store": store_path, "roles": dict(realm.role_definitions)},
     }
 
 

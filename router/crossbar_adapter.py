@@ -8,6 +8,11 @@ REGISTER and PUBLISH in the reserved ``wamp.*`` namespace before asking the role
 :func:`install_denial_fixes` authorizes those first, so a denied action is always
 ``wamp.error.not_authorized``.
 
+**Roles at run time.** A router component reaches its realm's router through the session wrapper
+Crossbar gives it (:func:`realm_router`); :func:`replace_roles` swaps role objects there and purges the
+router's authorization cache for them, so a changed role applies to the very next action of every session
+holding it, without a restart.
+
 **Authentication.** Crossbar picks the class handling a login from ``crossbar.router.auth.AUTHMETHOD_MAP``;
 :func:`install_auth` puts thin subclasses there for ticket, wampcra, cryptosign and scram that
 
@@ -43,7 +48,17 @@ from crossbar.router.broker import Broker
 from crossbar.router.dealer import Dealer
 from twisted.internet import defer
 
-__all__ = ["DECOY", "DERIVED", "FAILED", "NOT_AUTHORIZED", "Verdict", "install_auth", "install_denial_fixes"]
+__all__ = [
+    "DECOY",
+    "DERIVED",
+    "FAILED",
+    "NOT_AUTHORIZED",
+    "Verdict",
+    "install_auth",
+    "install_denial_fixes",
+    "realm_router",
+    "replace_roles",
+]
 
 SUPPORTED_CROSSBAR = "26.10.1"
 
@@ -206,3 +221,43 @@ class _WampCra(_Verdicts, PendingAuthWampCra):
         extra, signature = super()._compute_challenge({"secret": user["secret"]})
         extra.update(salt=user["salt"], iterations=user["iterations"], keylen=user["keylen"])
         return extra, signature
+
+
+def realm_router(session: Any) -> Any:
+    """The ``crossbar.router.router.Router`` a router component ``session`` is attached to."""
+    _check_version()
+    return session._transport._router
+
+
+def replace_roles(router: Any, permissions: dict[str, list[dict[str, Any]]], removed: set[str]) -> None:
+    """Install static roles with these compiled permissions, drop ``removed`` ones, purge cached decisions.
+
+    A role also has to be known to the router worker's realm registry, which login checks consult
+    (``has_role``): new names are started there as Crossbar's own ``start_router_realm_role`` does.
+    """
+    from crossbar.router.role import RouterRoleStaticAuth
+
+    worker = router._factory._worker
+    realm_id = router._realm.id
+    registry = worker.realms[realm_id]
+    for name, entries in permissions.items():
+        if name not in registry.role_to_id:
+            worker.start_router_realm_role(realm_id, _role_id(registry, name), {"name": name, "permissions": entries})
+        router.add_role(RouterRoleStaticAuth(router, name, entries))
+    for name in removed:
+        if name in registry.role_to_id:
+            worker.stop_router_realm_role(realm_id, registry.role_to_id[name])
+        if name in router._roles:
+            router.drop_role(router._roles[name])
+    changed = set(permissions) | removed
+    cache = router._authorization_cache
+    for key in [k for k in cache if k[1] in changed]:
+        del cache[key]
+
+
+def _role_id(registry: Any, name: str) -> str:
+    """A worker-unique role id (Crossbar ids match ``^[a-z][a-z0-9_]{2,63}$``)."""
+    number = len(registry.roles)
+    while f"role_rt_{number:04d}" in registry.roles:
+        number += 1
+    return f"role_rt_{number:04d}"

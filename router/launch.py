@@ -97,11 +97,10 @@ async def launch(
         raise StartError(f"data directory path too long for a unix socket ({control_socket})")
     await _clear_control_socket(reactor, control_socket, config.realms[0].name, data_dir)
     _check_components_import(config)
-    if config.uses_store:
-        try:
-            UserStore(store_path(data_dir)).close()  # create or migrate before the router reads it
-        except (StoreError, sqlite3.Error) as e:
-            raise StartError(f"cannot open the user store {store_path(data_dir)}: {e}") from None
+    try:
+        UserStore(store_path(data_dir)).close()  # create or migrate before the router reads it
+    except (StoreError, sqlite3.Error) as e:
+        raise StartError(f"cannot open the user store {store_path(data_dir)}: {e}") from None
 
     attempts = _PORT_ATTEMPTS if any(t.port == 0 for t in config.transports) else 1
     for attempt in range(1, attempts + 1):

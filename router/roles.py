@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 
-__all__ = ["Role", "Rule", "build_roles", "definition_problems", "role_problems"]
+__all__ = ["Role", "Rule", "build_roles", "definition_problems", "name_problem", "role_problems"]
 
 Action = Literal["call", "register", "publish", "subscribe"]
 Match = Literal["exact", "prefix", "wildcard"]
@@ -64,6 +64,13 @@ def definition_problems(definition: Any, schema: dict[str, Any]) -> list[tuple[s
         pointer = "".join(f"/{p}" for p in error.absolute_path)
         found.append((pointer, error.message))
     return sorted(found)
+
+
+def name_problem(name: object, schema: dict[str, Any]) -> str | None:
+    """Why ``name`` cannot name a role, or None."""
+    validator = Draft202012Validator({"$ref": "#/$defs/name", "$defs": schema["$defs"]})
+    error = next(iter(validator.iter_errors(name)), None)
+    return None if error is None else error.message
 
 
 def role_problems(definitions: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

@@ -69,6 +69,16 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX keys_by_user ON keys (realm, authid)",
     ],
+    [
+        # Role definitions changed at run time (admin API); NULL marks a role removed at run time.
+        """CREATE TABLE roles (
+            realm TEXT NOT NULL,
+            name TEXT NOT NULL,
+            definition TEXT,
+            updated REAL NOT NULL,
+            PRIMARY KEY (realm, name)
+        )""",
+    ],
 ]
 
 
@@ -284,6 +294,21 @@ class UserStore:
         user = User(row["realm"], row["authid"], row["role"], bool(row["enabled"]))
         data: dict[str, Any] = json.loads(row["data"])
         return user, data
+
+    # -- roles changed at run time --------------------------------------------------------------------
+
+    def set_role_definition(self, realm: str, name: str, definition: dict[str, Any] | None) -> None:
+        """Record a role's new definition (None: the role was removed); it overrides the config file."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO roles (realm, name, definition, updated) VALUES (?, ?, ?, ?)",
+                (realm, name, None if definition is None else json.dumps(definition, sort_keys=True), self._clock()),
+            )
+
+    def role_definitions(self, realm: str) -> dict[str, dict[str, Any] | None]:
+        """Roles changed at run time in ``realm``: name -> definition, or None if removed."""
+        rows = self._connection().execute("SELECT name, definition FROM roles WHERE realm = ?", (realm,)).fetchall()
+        return {r["name"]: None if r["definition"] is None else json.loads(r["definition"]) for r in rows}
 
     # -- keys ----------------------------------------------------------------------------------------
 

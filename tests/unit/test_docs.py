@@ -49,3 +49,14 @@ def test_every_public_uri_is_documented() -> None:
         value = getattr(uris, name)
         if isinstance(value, str):
             assert f"`{value}" in text, f"{name} ({value}) is not documented in docs/uris.md"
+
+
+def test_every_admin_uri_is_documented() -> None:
+    """Each switchboard.admin.* procedure and the audit topic appear in docs/uris.md and the guide."""
+    from router.admin import ON_CHANGE, PREFIX, PROCEDURES
+
+    for doc in ("uris.md", "authorization.md"):
+        text = (DOCS / doc).read_text()
+        for name in PROCEDURES:
+            assert f"`{PREFIX}{name}" in text, f"{PREFIX}{name} is not documented in docs/{doc}"
+        assert f"`{ON_CHANGE}`" in text
