@@ -68,7 +68,7 @@ def test_user_and_key_round_trip(tmp_path: Path) -> None:
         (
             ("user", "add", "x1", "--role", "nope", "--no-password"),
             None,
-            "error: no role 'nope' in realm 'demo' (roles: anonymous, user, backend)",
+            "error: no role 'nope' in realm 'demo' (roles: anonymous, user, admin, backend)",
         ),
         (
             ("user", "add", "x1", "--role", "user", "--password-stdin"),
@@ -95,7 +95,7 @@ def test_user_and_key_round_trip(tmp_path: Path) -> None:
         (
             ("user", "set-role", "dup", "nope"),
             None,
-            "error: no role 'nope' in realm 'demo' (roles: anonymous, user, backend)",
+            "error: no role 'nope' in realm 'demo' (roles: anonymous, user, admin, backend)",
         ),
         (("user", "passwd", "ghost", "--password-stdin"), "long enough pw\n", "error: no user 'ghost' in realm 'demo'"),
         (("user", "list", "--realm", "elsewhere"), None, "error: no realm 'elsewhere' in the config (realms: demo)"),

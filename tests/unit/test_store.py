@@ -89,3 +89,21 @@ def test_errors_name_what_is_wrong(tmp_path: Path, action: object, error: type[E
     with pytest.raises(error):
         action(s)  # type: ignore[operator]
     assert [u.authid for u in s.list_users()] == ["alice"]
+
+
+def test_migrating_a_version_1_store_keeps_its_users(tmp_path: Path) -> None:
+    """A store created at schema version 1 is upgraded in place: users stay, the roles table appears."""
+    path = tmp_path / "users.sqlite3"
+    db = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO users (realm, authid, role, enabled, created) VALUES ('demo', 'old', 'user', 1, 0)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    s = UserStore(path)
+    assert s.schema_version == len(MIGRATIONS)
+    assert s.get_user("demo", "old").role == "user"
+    s.set_role_definition("demo", "extra", {"allow": []})
+    s.set_role_definition("demo", "gone", None)
+    assert s.role_definitions("demo") == {"extra": {"allow": []}, "gone": None}
