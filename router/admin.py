@@ -24,7 +24,6 @@ from twisted.internet.threads import deferToThread
 from components.arguments import bind
 from components.base import ComponentSession
 from router import crossbar_adapter
-from router.compile import compile_permissions
 from router.config import schema
 from router.credentials import check_password, password_credentials
 from router.roles import build_roles, definition_problems, name_problem, role_problems
@@ -66,9 +65,10 @@ class AdminComponent(ComponentSession):
         self._schema = schema()
         self._file_roles: dict[str, Any] = dict(extra["roles"])
         self._router = crossbar_adapter.realm_router(self)
+        # Before the first await, so before any transport opens: stored changes and exact deciders for
+        # roles Crossbar's static permissions cannot express are in place for the first client.
         overrides = self._store.role_definitions(self._realm_name)
-        if overrides:
-            self._apply(self._current(), removed={n for n, d in overrides.items() if d is None})
+        self._apply(self._current(), removed={n for n, d in overrides.items() if d is None})
         for name in PROCEDURES:
             handler = getattr(self, name.replace(".", "_"))
             await self.register(handler, PREFIX + name, options=RegisterOptions(details=True))
@@ -82,9 +82,7 @@ class AdminComponent(ComponentSession):
         return {name: definition for name, definition in merged.items() if definition is not None}
 
     def _apply(self, definitions: dict[str, Any], removed: set[str]) -> None:
-        roles = build_roles(definitions, self._schema)
-        compiled = {name: compile_permissions(role) for name, role in roles.items()}
-        crossbar_adapter.replace_roles(self._router, compiled, removed)
+        crossbar_adapter.replace_roles(self._router, build_roles(definitions, self._schema), removed)
 
     async def role_list(self, *args: Any, details: CallDetails, **kwargs: Any) -> list[str]:
         """``role.list()``: names of the realm's roles."""

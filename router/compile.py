@@ -19,7 +19,7 @@ from typing import Any
 from router.config import Config, Realm, Role, Rule, Transport
 from router.rules import covers, is_meta
 
-__all__ = ["ROUTER_WORKER_ID", "compile_node", "compile_permissions"]
+__all__ = ["ROUTER_WORKER_ID", "compile_node", "compile_permissions", "static_is_exact"]
 
 ROUTER_WORKER_ID = "router_main"
 
@@ -90,13 +90,11 @@ def compile_permissions(role: Role) -> list[dict[str, Any]]:
       their own.
     - ``wamp`` exact and ``wamp.`` prefix entries when the role has the empty prefix, which does not reach
       the meta API (only rules naming ``wamp`` do).
-    - A ``wildcard`` entry per wildcard pattern (roles with deny rules have none; the config refuses that).
+    - A ``wildcard`` entry per allow wildcard pattern.
 
-    The result never allows what the rules do not, and decides exactly like :func:`router.rules.decide`
-    for exact and prefix rules (``tests/unit/test_rules.py`` checks Crossbar's own decisions). Two gaps
-    remain, both denying: below an exact entry ``u``, a URI extending ``u``'s last component (``u`` =
-    ``chat.send``, URI ``chat.sendx``) even when a broader prefix rule covers it; and, where a wildcard
-    pattern matches, prefix-rule actions the wildcard rule does not also list.
+    The result never allows what the rules do not (``tests/unit/test_rules.py`` checks Crossbar's own
+    decisions). Where it is not exact (:func:`static_is_exact`), the role is decided in the router
+    instead; the permissions still register the role with Crossbar.
     """
     rules = role.allow + role.deny
     prefixes = [r for r in rules if r.match == "prefix"]
@@ -123,6 +121,28 @@ def compile_permissions(role: Role) -> list[dict[str, Any]]:
             same = [w for w in role.allow if w.match == "wildcard" and w.uri == r.uri]
             entries[r.uri] = _entry(r.uri, "wildcard", same, [])
     return [entries[key] for key in sorted(entries)]
+
+
+def static_is_exact(role: Role) -> bool:
+    """Whether Crossbar's static permissions compiled for ``role`` decide exactly like its rules.
+
+    They do unless the role has a gap (see :func:`compile_permissions`): an exact entry strictly under a
+    broader prefix rule, a wildcard rule next to prefix rules, a wildcard deny rule, or a wildcard whose
+    last component is the empty one. Such roles are decided in the router by
+    :func:`router.rules.decide` instead (still in-process, and cached by the router).
+    """
+    rules = role.allow + role.deny
+    prefixes = [r for r in rules if r.match == "prefix"]
+    wildcards = [r for r in rules if r.match == "wildcard"]
+    if wildcards and prefixes:
+        return False
+    if any(r.match == "wildcard" for r in role.deny):
+        return False  # deny wildcards have no static form
+    if any(".." not in r.uri for r in wildcards):
+        return False  # Crossbar files a pattern without ".." (empty last component) as a plain URI
+
+    keys = {r.uri for r in rules if r.match == "exact" or (r.match == "prefix" and r.uri != "")}
+    return not any(p.uri != k and _covers_below(p, k) for k in keys for p in prefixes)
 
 
 def _covers_below(prefix_rule: Rule, root: str) -> bool:

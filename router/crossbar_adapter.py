@@ -48,12 +48,16 @@ from crossbar.router.broker import Broker
 from crossbar.router.dealer import Dealer
 from twisted.internet import defer
 
+from router.roles import Role
+from router.rules import covers, decide
+
 __all__ = [
     "DECOY",
     "DERIVED",
     "FAILED",
     "NOT_AUTHORIZED",
     "Verdict",
+    "decided_role",
     "install_auth",
     "install_denial_fixes",
     "realm_router",
@@ -229,27 +233,52 @@ def realm_router(session: Any) -> Any:
     return session._transport._router
 
 
-def replace_roles(router: Any, permissions: dict[str, list[dict[str, Any]]], removed: set[str]) -> None:
-    """Install static roles with these compiled permissions, drop ``removed`` ones, purge cached decisions.
+def decided_role(router: Any, name: str, role: Role) -> Any:
+    """A Crossbar role object deciding each action with :func:`router.rules.decide` (exact semantics)."""
+    from crossbar.router.role import RouterRole
 
-    A role also has to be known to the router worker's realm registry, which login checks consult
-    (``has_role``): new names are started there as Crossbar's own ``start_router_realm_role`` does.
+    class _Decided(RouterRole):
+        def authorize(self, session: Any, uri: str, action: str, options: Any) -> dict[str, Any]:
+            allowed = decide(role.allow, role.deny, uri, action)
+            authorization: dict[str, Any] = {"allow": allowed, "cache": True}
+            if action in ("call", "publish"):
+                authorization["disclose"] = allowed and any(
+                    r.disclose and action in r.actions and covers(r, uri) for r in role.allow
+                )
+            return authorization
+
+    return _Decided(router, name)
+
+
+def replace_roles(router: Any, roles: dict[str, Role], removed: set[str]) -> None:
+    """Install ``roles`` in the running router, drop ``removed`` ones, purge the router's cached decisions.
+
+    A role whose compiled static permissions are exact becomes a Crossbar static role; any other is decided
+    by :func:`decided_role`. A role also has to be known to the router worker's realm registry, which login
+    checks consult (``has_role``): new names are started there as Crossbar's own
+    ``start_router_realm_role`` does.
     """
     from crossbar.router.role import RouterRoleStaticAuth
+
+    from router.compile import compile_permissions, static_is_exact
 
     worker = router._factory._worker
     realm_id = router._realm.id
     registry = worker.realms[realm_id]
-    for name, entries in permissions.items():
+    for name, role in roles.items():
+        entries = compile_permissions(role)
         if name not in registry.role_to_id:
             worker.start_router_realm_role(realm_id, _role_id(registry, name), {"name": name, "permissions": entries})
-        router.add_role(RouterRoleStaticAuth(router, name, entries))
+        installed = (
+            RouterRoleStaticAuth(router, name, entries) if static_is_exact(role) else decided_role(router, name, role)
+        )
+        router.add_role(installed)
     for name in removed:
         if name in registry.role_to_id:
             worker.stop_router_realm_role(realm_id, registry.role_to_id[name])
         if name in router._roles:
             router.drop_role(router._roles[name])
-    changed = set(permissions) | removed
+    changed = set(roles) | removed
     cache = router._authorization_cache
     for key in [k for k in cache if k[1] in changed]:
         del cache[key]

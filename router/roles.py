@@ -88,20 +88,12 @@ def role_problems(definitions: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def _inheritance_problems(roles: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """Cycles in ``inherits``, and wildcard rules mixed with deny rules in one effective role."""
+    """Cycles in ``inherits``."""
     for name in roles:
         path = _cycle_from(name, roles)
         if path:
             j = roles[name]["inherits"].index(path[1])
             yield f"/{name}/inherits/{j}", "inheritance cycle: " + " -> ".join(path)
-            continue
-        closure = _ancestors(name, roles)
-        rules = [(kind, r) for n in closure for kind in ("allow", "deny") for r in roles[n].get(kind, [])]
-        if any(kind == "deny" for kind, _ in rules) and any(r.get("match") == "wildcard" for _, r in rules):
-            yield (
-                f"/{name}",
-                "wildcard rules cannot be combined with deny rules in one role (with what it inherits) yet",
-            )
 
 
 def _cycle_from(start: str, roles: Mapping[str, Any]) -> list[str] | None:

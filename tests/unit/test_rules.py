@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.compile import compile_permissions
+from router.compile import compile_permissions, static_is_exact
 from router.config import ACTIONS, Role, Rule
+from router.crossbar_adapter import decided_role
 from router.rules import allows, covers, decide
 
 with warnings.catch_warnings():
@@ -23,6 +24,14 @@ def crossbar_allows(rules: list[Rule], uri: str, action: str, deny: list[Rule] |
     compiled = compile_permissions(Role("r", tuple(rules), tuple(deny or ())))
     role = RouterRoleStaticAuth(None, "r", permissions=compiled)
     return bool(role.authorize(None, uri, action, {})["allow"])
+
+
+def installed_allows(rules: list[Rule], uri: str, action: str, deny: list[Rule] | None = None) -> bool:
+    """The decision of the role object Switchboard installs: static where exact, else decided in-router."""
+    role = Role("r", tuple(rules), tuple(deny or ()))
+    if static_is_exact(role):
+        return crossbar_allows(rules, uri, action, deny)
+    return bool(decided_role(None, "r", role).authorize(None, uri, action, {})["allow"])
 
 
 @pytest.mark.parametrize(
@@ -139,3 +148,29 @@ def test_the_meta_api_needs_a_rule_that_names_it() -> None:
     meta = [*everything, Rule("wamp.session", "prefix", frozenset({"call"}))]
     assert crossbar_allows(meta, "wamp.session.list", "call")
     assert not crossbar_allows(meta, "wamp.registration.list", "call")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    rules(with_wildcards=True),
+    rules(with_wildcards=True),
+    st.one_of(URIS, URIS.map(lambda u: u + "x")),
+    st.sampled_from(ACTIONS),
+)
+def test_installed_roles_decide_exactly_like_the_reference(
+    allow: list[Rule], deny: list[Rule], uri: str, action: str
+) -> None:
+    """Whatever the rules (wildcards, deny, inheritance flattened) and URIs, the role Switchboard installs
+    decides exactly like the reference: static permissions where they are exact, the in-router decider
+    elsewhere."""
+    assert installed_allows(allow, uri, action, deny) == decide(allow, deny, uri, action)
+
+
+def test_gap_roles_are_decided_in_the_router() -> None:
+    """The documented static gaps (an extension of an exact URI under a prefix; wildcard next to a prefix)
+    are exactly where the in-router decider takes over."""
+    gap = [Rule("chat", "prefix", frozenset({"call"})), Rule("chat.send", "exact", frozenset({"subscribe"}))]
+    assert not static_is_exact(Role("r", tuple(gap)))
+    assert not crossbar_allows(gap, "chat.sendx", "call")
+    assert installed_allows(gap, "chat.sendx", "call")
+    assert static_is_exact(Role("r", (Rule("chat.room", "prefix", frozenset({"subscribe"})),)))
