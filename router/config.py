@@ -41,6 +41,7 @@ ACTIONS = ("call", "register", "publish", "subscribe")
 #: Auth methods that check credentials in the user store.
 STORE_METHODS = ("ticket", "wampcra", "cryptosign", "scram")
 
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a configuration, located by a JSON pointer (``""`` is the whole document)."""
