@@ -204,7 +204,7 @@ def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
             "endpoint": endpoint,
             "serializers": list(t.serializers),
             # RawSocket announces its limit as a power of two; Crossbar takes bytes.
-            "max_message_size": t.max_message_size,
+            "options": {"max_message_size": t.max_message_size},
             "auth": auth,
         }
     websocket = {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from router.compile import compile_node, compile_permissions
-from router.config import Role, Rule, load_config
+from router.config import Role, Rule, load_config, parse_config
 from router.launch import with_port
 from tests.conftest import DEMO_CONFIG
 
@@ -169,3 +169,19 @@ def test_pythonpath_is_resolved_against_the_config_file(tmp_path: Path) -> None:
     path.write_text(doc)
     compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET, store_path=STORE)
     assert compiled["workers"][0]["options"]["pythonpath"] == [str(tmp_path / "lib")]
+
+
+def test_crossbar_accepts_a_compiled_rawsocket_transport() -> None:
+    """A `rawsocket` listener compiles to what Crossbar's checker accepts, with its message size limit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from crossbar.personality import Personality
+
+    document = json.loads(DEMO_CONFIG.read_text())
+    raw = {"name": "raw", "type": "rawsocket", "port": 18081, "max_message_size": 16777216, "auth": {"cryptosign": {}}}
+    document["listen"].append(raw)
+    config = parse_config(document, DEMO_CONFIG.parent)
+    node = compile_node(with_port(config, 18080), control_socket=SOCKET, store_path=STORE)
+    Personality.check_config(Personality, node)
+    (transport,) = [t for t in node["workers"][0]["transports"] if t["id"] == "transport_raw"]
+    assert transport["options"] == {"max_message_size": 16777216}
