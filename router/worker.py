@@ -2,9 +2,9 @@
 ``WorkerBootstrap``: Switchboard's first component in the router worker.
 
 Router components start after realms and roles and before any transport opens, so this is the moment to
-prepare the worker: install the fixes of :mod:`router.crossbar_adapter` and, when a transport uses the
-user store, create the shared authenticator (Crossbar creates function authenticators lazily, at the
-first login, but chooses the class that handles a login before that).
+prepare the worker: install :mod:`router.speedups` and the fixes of :mod:`router.crossbar_adapter` and,
+when a transport uses the user store, create the shared authenticator (Crossbar creates function
+authenticators lazily, at the first login, but chooses the class that handles a login before that).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from autobahn.twisted.wamp import ApplicationSession
 
-from router import crossbar_adapter
+from router import crossbar_adapter, speedups
 
 __all__ = ["WorkerBootstrap"]
 
@@ -23,6 +23,7 @@ class WorkerBootstrap(ApplicationSession):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
+        speedups.install()
         crossbar_adapter.install_denial_fixes()
         auth = config.extra.get("auth")
         if auth:
