@@ -1,0 +1,247 @@
+// Load generator driven by bench/run.py: `node load.js '<json options>'`.
+// Prints JSON lines on stdout: {"event": "ready"} once connected, {"event": "measure"} when the measured
+// interval starts (after a warm-up), then {"event": "result", ...}. Scenarios:
+//   rpc     {transport, window, duration}: one callee, one caller keeping `window` calls in flight
+//   fanout  {subscribers, duration}: one publisher, N subscribers of one topic, a bounded event window
+//   idle    {sessions}: join N sessions, report the join rate, hold them until stdin closes
+//   login   {method, concurrency, duration}: join + leave in a loop with one auth method
+//   canary  {}: one session calling its own procedure every 5 ms until stdin closes (latency under load)
+'use strict';
+const nacl = require('tweetnacl');
+const { autobahn, open, withTimeout } = require('./clients');
+
+const options = JSON.parse(process.argv[2]);
+const target = options.target;
+const PAYLOAD = 'x'.repeat(32);
+const WARMUP_MS = options.warmup_ms ?? 500;
+const HOLD_LIMIT_MS = 600000;
+
+function emit(event, fields = {}) {
+  process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
+}
+
+function percentiles(samples) {
+  if (samples.length === 0) return { p50_ms: null, p99_ms: null };
+  const sorted = Float64Array.from(samples).sort();
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { p50_ms: at(0.5), p99_ms: at(0.99) };
+}
+
+const now = () => performance.now();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves when stdin closes (bench/run.py's signal to stop holding), or after HOLD_LIMIT_MS. */
+function stdinClosed() {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, HOLD_LIMIT_MS);
+    process.stdin.on('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    process.stdin.resume();
+  });
+}
+
+/** Run `op` with `window` in flight: warm up, then measure for `duration` seconds. */
+async function closedLoop(op, window, duration) {
+  let measuring = false;
+  let stop = false;
+  let ops = 0;
+  const latencies = [];
+  async function lane() {
+    while (!stop) {
+      const start = now();
+      await op();
+      if (measuring && !stop) {
+        ops += 1;
+        latencies.push(now() - start);
+      }
+    }
+  }
+  const lanes = Array.from({ length: window }, lane);
+  await sleep(WARMUP_MS);
+  emit('measure');
+  measuring = true;
+  const began = now();
+  await sleep(duration * 1000);
+  stop = true;
+  const seconds = (now() - began) / 1000;
+  await Promise.all(lanes);
+  return { ops, seconds, rate: ops / seconds, ...percentiles(latencies) };
+}
+
+async function rpc() {
+  const clients = [];
+  try {
+    if (target.kind === 'wamp') {
+      const callee = await open(target, options.transport);
+      clients.push(callee);
+      await callee.register('bench.echo', (args) => args[0]);
+    }
+    const caller = await open(target, options.transport);
+    clients.push(caller);
+    emit('ready');
+    return await closedLoop(() => caller.call('bench.echo', [PAYLOAD]), options.window, options.duration);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+/** Open `count` sessions, at most `concurrency` joining at once; resolves with them and the seconds spent. */
+async function openMany(count, concurrency, transport) {
+  const sessions = [];
+  let next = 0;
+  const began = now();
+  async function opener() {
+    while (next < count) {
+      next += 1;
+      sessions.push(await open(target, transport));
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, opener));
+  return { sessions, seconds: (now() - began) / 1000 };
+}
+
+async function fanout() {
+  const n = options.subscribers;
+  const { sessions: subscribers } = await openMany(n, 50, options.transport);
+  const publisher = await open(target, options.transport);
+  // Each event is done when all subscribers have it; at most `window` events are unfinished.
+  const window = Math.max(1, Math.min(16, Math.floor(1000 / n)));
+  const remaining = new Map();
+  let release = null;
+  let measuring = false;
+  let deliveries = 0;
+  const latencies = [];
+  const onEvent = (args) => {
+    const [seq, sent] = args;
+    if (measuring) {
+      deliveries += 1;
+      if (latencies.length < 2000000) latencies.push(now() - sent);
+    }
+    const left = remaining.get(seq) - 1;
+    if (left === 0) {
+      remaining.delete(seq);
+      if (release) release();
+    } else remaining.set(seq, left);
+  };
+  await Promise.all(subscribers.map((s) => s.subscribe('bench.fanout', onEvent)));
+  emit('ready');
+  let seq = 0;
+  let stop = false;
+  const publishing = (async () => {
+    while (!stop) {
+      while (remaining.size >= window) await new Promise((resolve) => (release = resolve));
+      release = null;
+      seq += 1;
+      remaining.set(seq, n);
+      publisher.publish('bench.fanout', [seq, now()]);
+      if (seq % 64 === 0) await new Promise(setImmediate); // let incoming events be read
+    }
+  })();
+  await sleep(WARMUP_MS);
+  emit('measure');
+  measuring = true;
+  const began = now();
+  await sleep(options.duration * 1000);
+  measuring = false;
+  const seconds = (now() - began) / 1000;
+  stop = true;
+  // Drain: the publisher stops once the window frees; bounded.
+  await withTimeout(publishing, 'fan-out drain', 10000).catch(() => {});
+  await Promise.all([publisher, ...subscribers].map((s) => s.close()));
+  return { ops: deliveries, seconds, rate: deliveries / seconds, events: seq, ...percentiles(latencies) };
+}
+
+async function idle() {
+  const { sessions, seconds } = await openMany(options.sessions, 100, options.transport ?? 'websocket');
+  emit('joined', { sessions: sessions.length, seconds, rate: sessions.length / seconds });
+  await stdinClosed();
+  await Promise.all(sessions.map((s) => withTimeout(s.close(), 'close', 10000).catch(() => {})));
+  return { ops: sessions.length, seconds, rate: sessions.length / seconds, p50_ms: null, p99_ms: null };
+}
+
+/** Connection options logging in as the bench user with `method` (credentials from bench/run.py). */
+function authOptions(method, credentials) {
+  switch (method) {
+    case 'anonymous':
+      return { authmethods: ['anonymous'] };
+    case 'ticket':
+      return { authmethods: ['ticket'], authid: credentials.authid, onchallenge: () => credentials.password };
+    case 'wampcra': {
+      // A client derives its salted key once and keeps it, so each login costs the router, not the client.
+      let key = null;
+      return {
+        authmethods: ['wampcra'],
+        authid: credentials.authid,
+        onchallenge: (session, m, extra) => {
+          key ??= extra.salt
+            ? autobahn.auth_cra.derive_key(credentials.password, extra.salt, extra.iterations, extra.keylen)
+            : credentials.password;
+          return autobahn.auth_cra.sign(key, extra.challenge);
+        },
+      };
+    }
+    case 'cryptosign': {
+      const keyPair = nacl.sign.keyPair.fromSeed(Uint8Array.from(Buffer.from(credentials.seed, 'hex')));
+      return {
+        authmethods: ['cryptosign'],
+        authid: credentials.authid,
+        authextra: { pubkey: Buffer.from(keyPair.publicKey).toString('hex') },
+        onchallenge: (session, m, extra) => autobahn.auth_cryptosign.sign_challenge(keyPair, extra),
+      };
+    }
+    default:
+      throw new Error(`unknown auth method ${method}`);
+  }
+}
+
+async function login() {
+  const auth = authOptions(options.method, options.credentials);
+  let failures = 0;
+  const op = async () => {
+    try {
+      const s = await open(target, 'websocket', auth);
+      await s.close();
+    } catch (e) {
+      failures += 1;
+      if (failures === 1) process.stderr.write(`login failed: ${e.message}\n`);
+      await sleep(10);
+    }
+  };
+  emit('ready');
+  const result = await closedLoop(op, options.concurrency, options.duration);
+  return { ...result, failures };
+}
+
+async function canary() {
+  const s = await open(target, 'websocket');
+  const procedure = `bench.canary_${process.pid}`;
+  await s.register(procedure, (args) => args[0]);
+  const latencies = [];
+  let stop = false;
+  stdinClosed().then(() => (stop = true));
+  emit('ready');
+  const began = now();
+  while (!stop) {
+    const start = now();
+    await s.call(procedure, [PAYLOAD]);
+    latencies.push(now() - start);
+    await sleep(5);
+  }
+  const seconds = (now() - began) / 1000;
+  await s.close();
+  return { ops: latencies.length, seconds, rate: latencies.length / seconds, ...percentiles(latencies) };
+}
+
+const SCENARIOS = { rpc, fanout, idle, login, canary };
+
+SCENARIOS[options.scenario]()
+  .then((result) => {
+    emit('result', result);
+    process.exit(0);
+  })
+  .catch((e) => {
+    process.stderr.write(`${e.stack ?? e}\n`);
+    process.exit(1);
+  });

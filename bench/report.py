@@ -1,0 +1,102 @@
+"""Medians of the benchmark samples, as Markdown tables (the format of ``docs/performance.md``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from typing import Any
+
+# Per group: (column title, metric, format) and whether a higher value of the headline metric is better.
+COLUMNS: dict[str, list[tuple[str, str, str]]] = {
+    "rpc": [("calls/s", "rate", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"), ("p99 ms", "p99_ms", "{:.2f}"),
+            ("router CPU µs/call", "cpu_us", "{:.0f}"), ("router CPU %", "router_cpu_pct", "{:.0f}"),
+            ("router RSS MiB", "rss_mib", "{:.0f}")],
+    "fanout": [("deliveries/s", "rate", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"), ("p99 ms", "p99_ms", "{:.2f}"),
+               ("router CPU µs/delivery", "cpu_us", "{:.1f}"), ("router CPU %", "router_cpu_pct", "{:.0f}"),
+               ("router RSS MiB", "rss_mib", "{:.0f}")],
+    "idle": [("joins/s", "rate", "{:.0f}"), ("router RSS KiB/session", "rss_per_session_kib", "{:.1f}"),
+             ("router RSS MiB", "rss_mib", "{:.0f}")],
+    "login": [("logins/s", "rate", "{:.0f}"), ("router CPU µs/login", "cpu_us", "{:.0f}"),
+              ("canary p50 ms", "canary_p50_ms", "{:.2f}"), ("canary p99 ms", "canary_p99_ms", "{:.2f}")],
+    "startup": [("ready in s", "seconds", "{:.2f}"), ("node RSS MiB", "rss_mib", "{:.0f}")],
+}  # fmt: skip
+TITLES = {
+    "rpc": "RPC: one callee, one caller, N calls in flight",
+    "fanout": "Pub/sub fan-out over WebSocket/JSON",
+    "idle": "Joined idle sessions (fresh node each time)",
+    "login": "Login storm (join + leave, per method) with a canary RPC every 5 ms",
+    "startup": "Startup to ready (from the idle runs' fresh starts)",
+}
+# The metric the ratio columns compare, and whether lower is better for it.
+HEADLINE = {
+    "rpc": ("rate", False),
+    "fanout": ("rate", False),
+    "idle": ("rss_per_session_kib", True),
+    "login": ("rate", False),
+    "startup": ("seconds", True),
+}
+
+
+def medians(samples: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, float | None]]:
+    grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for s in samples:
+        grouped.setdefault((s["group"], s["case"], s["system"]), []).append(s)
+    out: dict[tuple[str, str, str], dict[str, float | None]] = {}
+    for key, runs in grouped.items():
+        metrics = {k for r in runs for k in r} - {"group", "case", "system"}
+        values = {m: [r[m] for r in runs if r.get(m) is not None] for m in metrics}
+        out[key] = {m: statistics.median(v) if v else None for m, v in values.items()}
+        out[key]["runs"] = len(runs)
+    return out
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} x {cpu}, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def render(samples: list[dict[str, Any]], command: str, reps: int, duration: float) -> tuple[str, list[dict[str, Any]]]:
+    table = medians(samples)
+    lines = [f"Machine: {machine()}", f"Command: `{command}`",
+             f"Medians of {reps} interleaved repetitions, {duration:g} s measured per load.", ""]  # fmt: skip
+    for group, columns in COLUMNS.items():
+        keys = [k for k in table if k[0] == group]
+        if not keys:
+            continue
+        metric, lower_better = HEADLINE[group]
+        head = ["case", "system", *(c[0] for c in columns), "x crossbar", "x echo"]
+        lines += [f"### {TITLES[group]}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        cases = list(dict.fromkeys(k[1] for k in keys))
+        for case in cases:
+            for system in dict.fromkeys(k[2] for k in keys):
+                row = table.get((group, case, system))
+                if row is None:
+                    continue
+                cells = [case, system, *(_fmt(row.get(m), f) for _, m, f in columns)]
+                for other in ("crossbar", "echo"):
+                    base = table.get((group, case, other))
+                    cells.append(_ratio(row.get(metric), base.get(metric) if base else None, lower_better)
+                                 if other != system else "")  # fmt: skip
+                lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if any(k[0] == "idle" for k in table) or any(k[0] == "login" for k in table):
+        lines.append("Ratios: x crossbar / x echo are this system's figure over theirs for rates, and theirs over "
+                     "this system's for RSS and startup time, so above 1 is always better.")  # fmt: skip
+    flat = [{"group": g, "case": c, "system": s, **m} for (g, c, s), m in table.items()]
+    return "\n".join(lines), flat
+
+
+def _fmt(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _ratio(value: float | None, base: float | None, lower_better: bool) -> str:
+    if not value or not base:
+        return ""
+    return f"{(base / value) if lower_better else (value / base):.2f}"

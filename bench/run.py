@@ -1,0 +1,289 @@
+"""
+The benchmark suite: Switchboard vs a bare Crossbar node vs an echo server, in one run, interleaved.
+
+    .venv/bin/python bench/run.py                 # full run, 3 repetitions (about 15 minutes)
+    .venv/bin/python bench/run.py --quick         # every scenario once with tiny sizes (the CI smoke run)
+    .venv/bin/python bench/run.py --only rpc,fanout --reps 5 --json results.json
+
+Scenarios (load from Node: autobahn-js over WebSocket/JSON, bench/js/clients.js over RawSocket/msgpack):
+
+- ``rpc``: one callee and one caller session, 1/16/64 calls in flight, WebSocket/JSON and RawSocket/msgpack;
+- ``fanout``: one publisher, 1/10/100/1000 subscribers (deliveries/s, publish-to-receive latency);
+- ``idle``: 1k and 10k joined idle sessions on a freshly started node (join rate, router RSS per session);
+  these fresh starts also give the startup time (ready line vs. port open) and RSS at ready;
+- ``login``: join + leave in a loop, per auth method, with a canary session calling an RPC every 5 ms.
+
+For each scenario the systems take turns (switchboard, crossbar, echo, switchboard, ...), each repetition
+in a fresh load process; the report gives medians. The router is pinned to CPU 0 and the load to CPU 1
+(when there are two). "router CPU" is the CPU time of the routing processes over the measured interval,
+divided by the operations completed in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import selectors
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import render
+from targets import AUTHID, LOGIN_METHODS, PASSWORD, ROOT, SEED, STARTERS, Target, cpu_seconds, rss_kib
+
+LOAD_JS = ROOT / "bench" / "js" / "load.js"
+SYSTEMS = ("switchboard", "crossbar", "echo")
+ECHO_SCENARIOS = {"rpc", "idle"}  # the echo server has no pub/sub and no login
+
+
+@dataclass(frozen=True)
+class Plan:
+    reps: int
+    duration: float
+    warmup_ms: int
+    rpc_windows: tuple[int, ...]
+    transports: tuple[str, ...]
+    fanout: tuple[int, ...]
+    idle: tuple[int, ...]
+    logins: tuple[str, ...]
+    login_concurrency: int
+
+
+PLANS = {
+    "full": Plan(3, 5.0, 1000, (1, 16, 64), ("websocket", "rawsocket"), (1, 10, 100, 1000), (1000, 10000),
+                 LOGIN_METHODS, 8),
+    "quick": Plan(1, 0.5, 200, (16,), ("websocket", "rawsocket"), (10,), (100,), ("anonymous", "ticket"), 2),
+}  # fmt: skip
+
+
+class LoadError(RuntimeError):
+    pass
+
+
+class Cpus:
+    """Which CPUs the router and the load run on: apart when there are at least two."""
+
+    def __init__(self) -> None:
+        available = sorted(os.sched_getaffinity(0))
+        self.router = {available[0]} if len(available) > 1 else set(available)
+        self.load = set(available[1:]) if len(available) > 1 else set(available)
+
+
+class Load:
+    """One Node load-generator process, read line by line with a deadline."""
+
+    def __init__(self, options: dict[str, Any], cpus: set[int], timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.process = subprocess.Popen(
+            ["node", str(LOAD_JS), json.dumps(options)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
+        self._selector = selectors.DefaultSelector()
+        assert self.process.stdout is not None
+        self._selector.register(self.process.stdout, selectors.EVENT_READ)
+
+    def next_event(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        if not self._selector.select(max(0.0, self.deadline - time.monotonic())):
+            raise LoadError("load generator timed out")
+        line = self.process.stdout.readline()
+        if not line:
+            raise LoadError(f"load generator exited with code {self.process.wait(timeout=10)}")
+        event: dict[str, Any] = json.loads(line)
+        return event
+
+    def expect(self, name: str) -> dict[str, Any]:
+        event = self.next_event()
+        if event["event"] != name:
+            raise LoadError(f"expected {name!r} from the load generator, got {event}")
+        return event
+
+    def release(self) -> None:
+        """Close its stdin: the signal to stop holding sessions or calling."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self._selector.close()
+
+
+@contextmanager
+def load(options: dict[str, Any], cpus: set[int], timeout: float) -> Iterator[Load]:
+    proc = Load(options, cpus, timeout)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+class Suite:
+    def __init__(self, plan: Plan, only: set[str], workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> None:
+        self.plan = plan
+        self.only = only
+        self.all_systems = systems
+        self.workdir = workdir
+        self.cpus = Cpus()
+        self.samples: list[dict[str, Any]] = []
+        self._started = 0
+
+    def start(self, system: str) -> Target:
+        self._started += 1
+        target = STARTERS[system](self.workdir / f"{system}-{self._started}")
+        target.pin(self.cpus.router)
+        return target
+
+    def record(self, group: str, case: str, target: Target, **metrics: Any) -> None:
+        sample = {"group": group, "case": case, "system": target.name, **metrics}
+        self.samples.append(sample)
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+        print(f"  {group:7s} {case:22s} {target.name:12s} {shown}", flush=True)
+
+    def options(self, target: Target, scenario: str, **extra: Any) -> dict[str, Any]:
+        return {"scenario": scenario, "target": target.describe(), "warmup_ms": self.plan.warmup_ms, **extra}
+
+    def measured(self, target: Target, options: dict[str, Any]) -> dict[str, Any]:
+        """Run one load to its result; add the router CPU per operation over the measured interval."""
+        pids = target.router_pids()
+        with load(options, self.cpus.load, timeout=self.plan.duration + 120) as proc:
+            proc.expect("ready")
+            proc.expect("measure")
+            cpu0 = cpu_seconds(pids)
+            result = proc.expect("result")
+            cpu = cpu_seconds(pids) - cpu0
+        result["cpu_us"] = cpu * 1e6 / max(1, result["ops"])
+        result["router_cpu_pct"] = 100 * cpu / result["seconds"]
+        result["rss_mib"] = rss_kib(pids) / 1024
+        return result
+
+    # -- scenarios ---------------------------------------------------------------------------------------
+
+    def rpc(self, target: Target) -> None:
+        for transport in self.plan.transports:
+            for window in self.plan.rpc_windows:
+                options = self.options(target, "rpc", transport=transport, window=window, duration=self.plan.duration)
+                r = self.measured(target, options)
+                self.record("rpc", f"{transport} w{window}", target, rate=r["rate"], p50_ms=r["p50_ms"],
+                            p99_ms=r["p99_ms"], cpu_us=r["cpu_us"], router_cpu_pct=r["router_cpu_pct"],
+                            rss_mib=r["rss_mib"])  # fmt: skip
+
+    def fanout(self, target: Target) -> None:
+        for n in self.plan.fanout:
+            options = self.options(target, "fanout", transport="websocket", subscribers=n, duration=self.plan.duration)
+            r = self.measured(target, options)
+            self.record("fanout", f"{n} subscribers", target, rate=r["rate"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
+                        cpu_us=r["cpu_us"], router_cpu_pct=r["router_cpu_pct"], rss_mib=r["rss_mib"])  # fmt: skip
+
+    def login_options(self, target: Target, method: str) -> dict[str, Any]:
+        credentials = {"authid": AUTHID, "password": PASSWORD, "seed": SEED}
+        concurrency, duration = self.plan.login_concurrency, self.plan.duration
+        return self.options(target, "login", method=method, credentials=credentials, concurrency=concurrency,
+                            duration=duration)  # fmt: skip
+
+    def login(self, target: Target) -> None:
+        for method in self.plan.logins:
+            with load(self.options(target, "canary"), self.cpus.load, timeout=self.plan.duration + 120) as canary:
+                canary.expect("ready")
+                r = self.measured(target, self.login_options(target, method))
+                canary.release()
+                c = canary.expect("result")
+            if r["failures"]:
+                raise LoadError(f"{r['failures']} {method} logins failed on {target.name}")
+            self.record("login", method, target, rate=r["rate"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
+                        cpu_us=r["cpu_us"], canary_p50_ms=c["p50_ms"], canary_p99_ms=c["p99_ms"])  # fmt: skip
+
+    def idle(self, target: Target, sessions: int) -> None:
+        pids = target.router_pids()
+        before = rss_kib(pids)
+        options = self.options(target, "idle", sessions=sessions)
+        with load(options, self.cpus.load, timeout=600) as proc:
+            joined = proc.expect("joined")
+            time.sleep(1.0)  # let the router settle after the last join
+            after = rss_kib(pids)
+        per_session = (after - before) * 1024 / sessions
+        self.record("idle", f"{sessions} sessions", target, rate=joined["rate"], rss_per_session_kib=per_session / 1024,
+                    rss_mib=after / 1024)  # fmt: skip
+
+    # -- the run -----------------------------------------------------------------------------------------
+
+    def systems(self, scenario: str) -> tuple[str, ...]:
+        return tuple(s for s in self.all_systems if s != "echo" or scenario in ECHO_SCENARIOS)
+
+    def run(self) -> None:
+        plan = self.plan
+        if "idle" in self.only:
+            # Fresh nodes per measurement: RSS only grows, and reused memory would hide the cost of a session.
+            for rep in range(plan.reps):
+                for sessions in plan.idle:
+                    print(f"idle, {sessions} sessions, repetition {rep + 1}/{plan.reps}", flush=True)
+                    for system in self.systems("idle"):
+                        target = self.start(system)
+                        try:
+                            self.record("startup", "ready", target, seconds=target.startup_s,
+                                        rss_mib=target.rss_kib() / 1024)  # fmt: skip
+                            self.idle(target, sessions)
+                        finally:
+                            target.stop()
+        shared = [s for s in ("rpc", "fanout", "login") if s in self.only]
+        if not shared:
+            return
+        targets = {system: self.start(system) for system in self.all_systems}
+        try:
+            for scenario in shared:
+                method: Callable[[Target], None] = getattr(self, scenario)
+                for rep in range(plan.reps):
+                    print(f"{scenario}, repetition {rep + 1}/{plan.reps}", flush=True)
+                    for system in self.systems(scenario):
+                        method(targets[system])
+        finally:
+            for target in targets.values():
+                target.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="every scenario once, tiny sizes (CI smoke run)")
+    parser.add_argument("--reps", type=int, help="repetitions per scenario and system (default 3; quick 1)")
+    parser.add_argument("--duration", type=float, help="measured seconds per load (default 5; quick 0.5)")
+    parser.add_argument("--only", default="rpc,fanout,idle,login", help="comma-separated scenarios")
+    parser.add_argument("--json", type=Path, help="also write every sample and the medians to this file")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(STARTERS)}")
+    args = parser.parse_args()
+    plan = PLANS["quick" if args.quick else "full"]
+    if args.reps or args.duration:
+        plan = Plan(**{**plan.__dict__, "reps": args.reps or plan.reps, "duration": args.duration or plan.duration})
+    only = set(args.only.split(","))
+    unknown = only - {"rpc", "fanout", "idle", "login"}
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    systems = tuple(args.systems.split(","))
+    if set(systems) - set(STARTERS):
+        parser.error(f"unknown system(s): {', '.join(sorted(set(systems) - set(STARTERS)))}")
+    command = shlex.join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
+    print(f"command: {command}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
+        suite = Suite(plan, only, Path(tmp), systems)
+        suite.run()
+    text, medians = render(suite.samples, command, plan.reps, plan.duration)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"command": command, "samples": suite.samples, "medians": medians}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

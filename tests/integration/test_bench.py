@@ -1,0 +1,53 @@
+"""The benchmark suite's quick mode (the CI smoke run): it runs every scenario against all three systems and
+prints its tables. It asserts that things were measured, never how fast they were."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_quick_benchmark_measures_every_scenario_on_every_system(tmp_path: Path) -> None:
+    """`bench/run.py --quick` exits 0, prints each table with its command, and every cell has a measured rate."""
+    assert shutil.which("node"), "Node.js is required for the load generators"
+    assert (ROOT / "bench" / "js" / "node_modules").is_dir(), "run `npm install --prefix bench/js` first (tox does)"
+    out = tmp_path / "quick.json"
+    run = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    for title in ("### RPC", "### Pub/sub fan-out", "### Joined idle sessions", "### Login storm", "### Startup"):
+        assert title in run.stdout, run.stdout
+    assert "Command: `.venv/bin/python bench/run.py --quick" in run.stdout
+
+    medians = json.loads(out.read_text())["medians"]
+    cells = {(m["group"], m["case"], m["system"]): m for m in medians}
+    expected = (
+        [("rpc", f"{t} w16", s) for t in ("websocket", "rawsocket") for s in ("switchboard", "crossbar", "echo")]
+        + [("fanout", "10 subscribers", s) for s in ("switchboard", "crossbar")]
+        + [("idle", "100 sessions", s) for s in ("switchboard", "crossbar", "echo")]
+        + [("login", m, s) for m in ("anonymous", "ticket") for s in ("switchboard", "crossbar")]
+        + [("startup", "ready", s) for s in ("switchboard", "crossbar", "echo")]
+    )
+    assert sorted(cells) == sorted(expected)
+    for key, cell in cells.items():
+        headline = cell["seconds"] if key[0] == "startup" else cell["rate"]
+        assert headline > 0, key
+        if key[0] in ("rpc", "fanout", "login"):
+            assert cell["cpu_us"] > 0, key  # the routing process was found and did the work
+        if key[0] in ("rpc", "fanout"):
+            assert 0 < cell["p50_ms"] <= cell["p99_ms"], key
