@@ -2,8 +2,8 @@
 Start a Switchboard node: compile the config into a data directory, spawn Crossbar, wait until ready.
 
 Used by ``switchboard run`` and by the test fixtures, so tests exercise the very path users take.
-Everything that can be checked before Crossbar starts (ports, component imports, a node already running)
-is, because Crossbar's own report of those takes seconds and a page of log.
+Everything that can be checked early (ports and a node already running before Crossbar starts, component
+imports while it boots) is, because Crossbar's own report of those takes seconds and a page of log.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from typing import Any
 from router.compile import compile_node
 from router.config import Config, Transport
 from router.diagnose import explain_failure, is_port_in_use
-from router.probe import ProbeTimeout, join_once, wait_until_joined
 from router.process import NodeProcess
 from router.store import StoreError, UserStore
 
@@ -96,7 +95,6 @@ async def launch(
     if len(control_socket.encode()) > _MAX_UNIX_PATH:
         raise StartError(f"data directory path too long for a unix socket ({control_socket})")
     await _clear_control_socket(reactor, control_socket, config.realms[0].name, data_dir)
-    _check_components_import(config)
     try:
         UserStore(store_path(data_dir)).close()  # create or migrate before the router reads it
     except (StoreError, sqlite3.Error) as e:
@@ -133,7 +131,20 @@ async def _start(
     (cbdir / "config.json").write_text(json.dumps(node_config, indent=2) + "\n", encoding="utf-8")
 
     process = NodeProcess(reactor, cbdir, data_dir / "node.log", loglevel=loglevel, on_line=on_line)
-    process.start()
+    process.start(hold_output=True)
+    try:
+        # While Crossbar boots (seconds), not before: the imports take a third of a second of the startup.
+        # Its output is held meanwhile, so a failed check prints one line and nothing of Crossbar's.
+        _check_components_import(config)
+    except StartError:
+        process.release_output(forward=False)
+        await process.stop(grace=0)
+        raise
+    process.release_output()
+    # Imported here, not at the top: the probe pulls in autobahn's WAMP stack (a fifth of a second), which
+    # need not load before Crossbar starts booting.
+    from router.probe import ProbeTimeout, wait_until_joined
+
     exited = process.exited
     deadline = reactor.seconds() + ready_timeout
     try:
@@ -157,6 +168,8 @@ async def _start(
 async def _clear_control_socket(reactor: Any, path: str, realm: str, data_dir: Path) -> None:
     if not Path(path).exists():
         return
+    from router.probe import join_once
+
     try:
         await join_once(reactor, path, realm, timeout=2.0)
     except Exception:  # refused, timed out, not a WAMP peer: a socket left behind by a node that died

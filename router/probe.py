@@ -35,7 +35,7 @@ async def wait_until_joined(
     realm: str,
     deadline: float,
     gave_up: defer.Deferred[Any] | None = None,
-    interval: float = 0.1,
+    interval: float = 0.05,
 ) -> str:
     """Retry :func:`join_once` every ``interval`` seconds until it succeeds or ``deadline`` (reactor time).
 

@@ -35,20 +35,31 @@ def crossbar_executable() -> str:
 
 
 class _NodeProtocol(protocol.ProcessProtocol):
-    def __init__(self, log_file: IO[str], on_line: Callable[[str], None] | None) -> None:
+    def __init__(self, log_file: IO[str], on_line: Callable[[str], None] | None, hold: bool) -> None:
         self.exited: defer.Deferred[int] = defer.Deferred()
         self._log_file = log_file
         self._on_line = on_line
         self._partial = ""
+        self._held: list[str] | None = [] if hold else None
 
     def outReceived(self, data: bytes) -> None:
         text = self._partial + data.decode("utf-8", "replace")
         *lines, self._partial = text.split("\n")
         for line in lines:
             self._log_file.write(line + "\n")
-            if self._on_line is not None:
+            if self._held is not None:
+                self._held.append(line)
+            elif self._on_line is not None:
                 self._on_line(line)
         self._log_file.flush()
+
+    def release(self, forward: bool) -> None:
+        held, self._held = self._held or [], None
+        if forward and self._on_line is not None:
+            for line in held:
+                self._on_line(line)
+        if not forward:
+            self._on_line = None
 
     errReceived = outReceived
 
@@ -101,10 +112,13 @@ class NodeProcess:
             self._protocol.exited.addBoth(_chain_copy(d))
         return d
 
-    def start(self) -> None:
-        """Spawn the node; returns at once (readiness is the probe's business)."""
+    def start(self, hold_output: bool = False) -> None:
+        """Spawn the node; returns at once (readiness is the probe's business).
+
+        With ``hold_output``, its lines go to the log file only until :meth:`release_output`.
+        """
         log_file = self.log_path.open("w", encoding="utf-8")
-        self._protocol = _NodeProtocol(log_file, self._on_line)
+        self._protocol = _NodeProtocol(log_file, self._on_line, hold_output)
         self._protocol.exited.addCallback(self._record_exit)
         args = [
             sys.executable,
@@ -123,6 +137,11 @@ class NodeProcess:
         self._transport = self._reactor.spawnProcess(self._protocol, sys.executable, args, env=env)
         # setsid made the child the leader of a new process group whose id is its pid.
         self._pgid = self._transport.pid
+
+    def release_output(self, forward: bool = True) -> None:
+        """Forward the lines held since :meth:`start` and all later ones, or (``forward=False``) none at all."""
+        if self._protocol is not None:
+            self._protocol.release(forward)
 
     def _record_exit(self, code: int) -> int:
         self.exit_code = code
