@@ -132,6 +132,8 @@ def load(options: dict[str, Any], cpus: set[int], timeout: float) -> Iterator[Lo
 
 
 class Suite:
+    """Runs the chosen scenarios against the chosen systems, taking turns, and collects one sample each."""
+
     def __init__(self, plan: Plan, only: set[str], workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> None:
         self.plan = plan
         self.only = only
@@ -163,8 +165,9 @@ class Suite:
             proc.expect("ready")
             proc.expect("measure")
             cpu0 = cpu_seconds(pids)
-            result = proc.expect("result")
+            proc.expect("stop")
             cpu = cpu_seconds(pids) - cpu0
+            result = proc.expect("result")
         result["cpu_us"] = cpu * 1e6 / max(1, result["ops"])
         result["router_cpu_pct"] = 100 * cpu / result["seconds"]
         result["rss_mib"] = rss_kib(pids) / 1024

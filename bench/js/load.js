@@ -1,6 +1,7 @@
 // Load generator driven by bench/run.py: `node load.js '<json options>'`.
 // Prints JSON lines on stdout: {"event": "ready"} once connected, {"event": "measure"} when the measured
-// interval starts (after a warm-up), then {"event": "result", ...}. Scenarios:
+// interval starts (after a warm-up), {"event": "stop"} when it ends (before any teardown), then
+// {"event": "result", ...}. Scenarios:
 //   rpc     {transport, window, duration}: one callee, one caller keeping `window` calls in flight
 //   fanout  {subscribers, duration}: one publisher, N subscribers of one topic, a bounded event window
 //   idle    {sessions}: join N sessions, report the join rate, hold them until stdin closes
@@ -66,6 +67,7 @@ async function closedLoop(op, window, duration) {
   await sleep(duration * 1000);
   stop = true;
   const seconds = (now() - began) / 1000;
+  emit('stop');
   await Promise.all(lanes);
   return { ops, seconds, rate: ops / seconds, ...percentiles(latencies) };
 }
@@ -146,6 +148,7 @@ async function fanout() {
   await sleep(options.duration * 1000);
   measuring = false;
   const seconds = (now() - began) / 1000;
+  emit('stop');
   stop = true;
   // Drain: the publisher stops once the window frees; bounded.
   await withTimeout(publishing, 'fan-out drain', 10000).catch(() => {});
