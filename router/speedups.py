@@ -142,6 +142,8 @@ def _rebind_log_helpers() -> None:
     for module_name in PLAIN_HELPERS:
         module = importlib.import_module(module_name)
         for name, (originals, plain) in helpers.items():
+            if name == "pformat" and not module_name.startswith("crossbar."):
+                continue  # autobahn's protocol module also formats its Timings with it, outside any log call
             current = getattr(module, name, None)
             if current is not None and current in originals:
                 _rebound.append((module, name, current))

@@ -236,6 +236,19 @@ def test_log_helpers_are_plain_above_debug(fresh_install: Any) -> None:
     assert router_module.pformat({"allow": True}) == {"allow": True}
 
 
+def test_non_log_uses_keep_working(fresh_install: Any) -> None:
+    """autobahn's WebSocket Timings still print as text: pformat is rebound only where it feeds log calls."""
+    import txaio
+    from autobahn.websocket.protocol import Timings
+
+    txaio.set_global_log_level("info")
+    assert fresh_install.install()
+    timings = Timings()
+    timings.track("onOpen")
+    assert isinstance(str(timings), str)
+    assert "onOpen" in str(timings)
+
+
 def test_log_helpers_are_left_alone_at_debug(fresh_install: Any) -> None:
     """When debug messages are emitted, they keep their formatting."""
     import crossbar.router.router as router_module
