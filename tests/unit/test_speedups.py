@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -282,3 +283,32 @@ def test_environment_switch_turns_them_off(fresh_install: Any, monkeypatch: pyte
     assert not fresh_install.install()
     assert not fresh_install.installed()
     assert autobahn_serializer.JsonObjectSerializer.serialize is before
+
+
+def test_rebound_helpers_only_feed_log_calls() -> None:
+    """In every module whose helpers are rebound, each call of hl*/pformat is an argument of a log call, so
+    plain stand-ins change only log output (and pformat is rebound in Crossbar's modules only)."""
+    import ast
+    import importlib
+
+    names = {"hl", "hlid", "hlval", "hlflag", "hluserid", "hlcontract", "hltype", "pformat"}
+    levels = {"trace", "debug", "info", "warn", "warning", "error", "critical", "failure"}
+    outside = []
+    for module_name in speedups.PLAIN_HELPERS:
+        path = importlib.import_module(module_name).__file__
+        assert path is not None
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names):
+                continue
+            if node.func.id == "pformat" and not module_name.startswith("crossbar."):
+                continue
+            parent = parents.get(node)
+            while parent is not None and not (
+                isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) and parent.func.attr in levels
+            ):
+                parent = parents.get(parent)
+            if parent is None:
+                outside.append(f"{module_name}:{node.lineno} {node.func.id}")
+    assert outside == []
