@@ -22,9 +22,9 @@ x=hlval(...), authorization=pformat(...))``: the logger drops the message at lev
 arguments, ANSI-coloured with click and pretty-printed, are built first (a fifth of the router's CPU per
 call, by profile). When the log level is above ``debug``, :func:`install` rebinds those helper names in the
 per-message modules (:data:`PLAIN_HELPERS`) to functions returning their argument unformatted. Every call
-of them there is an argument of a log call (a unit test parses the modules to check); the few of those messages that are
-emitted (``info`` and up) show plain values instead of click-coloured ones, which Switchboard turns off
-anyway (``--color false``). At ``debug`` or ``trace`` they are left alone.
+of them there is an argument of a log call (a unit test parses the modules to check); the few of those
+messages that are emitted (``info`` and up) show plain values instead of click-coloured ones, which
+Switchboard turns off anyway (``--color false``). At ``debug`` or ``trace`` they are left alone.
 
 **WebSocket masking and UTF-8.** autobahn unmasks every client frame with a masker object created per
 frame through cffi (~5 µs for a small frame); wsaccel's C masker and UTF-8 validator, which Crossbar
