@@ -22,7 +22,8 @@ x=hlval(...), authorization=pformat(...))``: the logger drops the message at lev
 arguments, ANSI-coloured with click and pretty-printed, are built first (a fifth of the router's CPU per
 call, by profile). When the log level is above ``debug``, :func:`install` rebinds those helper names in the
 per-message modules (:data:`PLAIN_HELPERS`) to functions returning their argument unformatted. Every call
-of them there is an argument of a log call (a unit test parses the modules to check); the few of those
+of them there is an argument of a log call but one, autobahn's ``Timings.__str__``, which is replaced by the
+same code bound to the real ``pformat`` (a unit test parses the modules to check); the few of those
 messages that are emitted (``info`` and up) show plain values instead of click-coloured ones, which
 Switchboard turns off anyway (``--color false``). At ``debug`` or ``trace`` they are left alone.
 
@@ -139,13 +140,15 @@ def _originals() -> dict[str, tuple[Any, Any]]:
     return helpers
 
 
+def _timings_text(self: Any) -> str:
+    return pprint.pformat(self._timings)
+
+
 def _rebind_log_helpers() -> None:
     helpers = _originals()
     for module_name in PLAIN_HELPERS:
         module = importlib.import_module(module_name)
         for name, (originals, plain) in helpers.items():
-            if name == "pformat" and not module_name.startswith("crossbar."):
-                continue  # autobahn's protocol module also formats its Timings with it, outside any log call
             current = getattr(module, name, None)
             if current is not None and current in originals:
                 _rebound.append((module, name, current))
@@ -196,6 +199,9 @@ def install() -> bool:
     ws.Utf8Validator = wsaccel.utf8validator.Utf8Validator
     if txaio.get_global_log_level() not in ("debug", "trace"):  # type: ignore[attr-defined]
         _rebind_log_helpers()
+        # The one use of a rebound helper outside a log call: autobahn's Timings print with pformat.
+        _rebound.append((ws.Timings, "__str__", ws.Timings.__str__))
+        ws.Timings.__str__ = _timings_text
     return True
 
 
