@@ -26,7 +26,7 @@ from components.base import ComponentSession
 from router import crossbar_adapter
 from router.config import schema
 from router.credentials import check_password, password_credentials
-from router.roles import build_roles, definition_problems, name_problem, role_problems
+from router.roles import build_roles, definition_problems, name_problem, reserved_role_problem, role_problems
 from router.store import StoreError, UserStore
 
 __all__ = ["ON_CHANGE", "PREFIX", "PROCEDURES", "AdminComponent"]
@@ -67,7 +67,7 @@ class AdminComponent(ComponentSession):
         self._router = crossbar_adapter.realm_router(self)
         # Before the first await, so before any transport opens: stored changes and exact deciders for
         # roles Crossbar's static permissions cannot express are in place for the first client.
-        overrides = self._store.role_definitions(self._realm_name)
+        overrides = self._stored_roles()
         self._apply(self._current(), removed={n for n, d in overrides.items() if d is None})
         for name in PROCEDURES:
             handler = getattr(self, name.replace(".", "_"))
@@ -77,12 +77,28 @@ class AdminComponent(ComponentSession):
 
     def _current(self, changes: dict[str, Any | None] | None = None) -> dict[str, Any]:
         """The realm's role definitions: the file's, then stored changes, then ``changes`` (None removes)."""
-        merged: dict[str, Any | None] = {**self._file_roles, **self._store.role_definitions(self._realm_name)}
+        merged: dict[str, Any | None] = {**self._file_roles, **self._stored_roles()}
         merged.update(changes or {})
         return {name: definition for name, definition in merged.items() if definition is not None}
 
+    def _stored_roles(self) -> dict[str, Any | None]:
+        """Role changes from the store, without reserved names an older version may have stored: the
+        router refuses to install those, which would keep this component (and the admin API) from starting."""
+        stored = self._store.role_definitions(self._realm_name)
+        for name in [n for n in stored if reserved_role_problem(n)]:
+            self.log.warn("ignoring stored role {name!r}: the name is reserved by the router", name=name)
+            del stored[name]
+        return stored
+
     def _apply(self, definitions: dict[str, Any], removed: set[str]) -> None:
         crossbar_adapter.replace_roles(self._router, build_roles(definitions, self._schema), removed)
+
+    def _restore(self, definitions: dict[str, Any], removed: set[str]) -> None:
+        """Best effort: put ``definitions`` back after a failed change (the failure is already reported)."""
+        try:
+            self._apply(definitions, removed)
+        except Exception:
+            self.log.failure("could not fully restore the roles after a failed change")
 
     async def role_list(self, *args: Any, details: CallDetails, **kwargs: Any) -> list[str]:
         """``role.list()``: names of the realm's roles."""
@@ -103,7 +119,7 @@ class AdminComponent(ComponentSession):
         call = bind(PREFIX + "role.set", _name_and_definition, args, kwargs)
         name, definition = call["name"], call["definition"]
         who = self._who("role.set", details)
-        bad_name = name_problem(name, self._schema)
+        bad_name = name_problem(name, self._schema) or reserved_role_problem(name)
         if bad_name:
             raise _invalid("role.set", f"name: {bad_name}")
         problems = definition_problems(definition, self._schema)
@@ -113,8 +129,17 @@ class AdminComponent(ComponentSession):
         semantic = list(role_problems(candidate))
         if semantic:
             raise _invalid("role.set", "; ".join(f"/roles{p}: {m}" for p, m in semantic))
-        self._store.set_role_definition(self._realm_name, name, definition)
-        self._apply(candidate, removed=set())
+        # The running router first, the store second: a role the router refuses is never stored (a stored
+        # role that cannot be installed would break every later start).
+        previous = self._current()
+        undo = {name} if name not in previous else set()
+        try:
+            self._apply(candidate, removed=set())
+            self._store.set_role_definition(self._realm_name, name, definition)
+        except Exception as e:
+            self.log.failure("role.set {name!r} not applied; restoring the previous roles", name=name)
+            self._restore(previous, undo)
+            raise _invalid("role.set", f"the router refused role {name!r}: {type(e).__name__}: {e}") from None
         await self._audit(who, {"action": "role.set", "role": name, "definition": definition})
         stored: dict[str, Any] = definition
         return stored
@@ -123,6 +148,9 @@ class AdminComponent(ComponentSession):
         """``role.remove(name)``: delete a role no other role inherits; its sessions lose every permission."""
         name = bind(PREFIX + "role.remove", _name_only, args, kwargs)["name"]
         who = self._who("role.remove", details)
+        reserved = reserved_role_problem(name)
+        if reserved:
+            raise _invalid("role.remove", reserved)
         current = self._current()
         if name not in current:
             raise _invalid("role.remove", f"no role {name!r}")
@@ -199,6 +227,9 @@ class AdminComponent(ComponentSession):
     # -- helpers -------------------------------------------------------------------------------------
 
     def _check_role(self, procedure: str, role: object) -> None:
+        reserved = reserved_role_problem(role)
+        if reserved:
+            raise _invalid(procedure, f"role: {reserved}")
         if role not in self._current():
             raise _invalid(procedure, f"role: no role {role!r} in realm {self._realm_name!r}")
 

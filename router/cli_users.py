@@ -4,11 +4,13 @@
 Passwords come from a hidden prompt or from standard input (``--password-stdin``), never from argv, and
 nothing here prints a secret. Changes reach a running node at once: logins read the store, and disabling,
 removing or re-roling a user (or removing a key) also ends that user's open sessions through the node's
-control socket. Bad input exits with code 2 and one line saying why.
+control socket. Bad input exits with code 2 and one line saying why. A change that is stored while a
+running node could not close the user's sessions exits 1 with one line: those sessions may still be open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +20,11 @@ import click
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
-from router.cli_common import EXIT_BAD_INPUT, config_option, data_dir_option, load_or_exit
+from router import datadir
+from router.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, config_option, data_dir_option, load_or_exit
 from router.config import Config
 from router.credentials import check_password, password_credentials
+from router.roles import reserved_role_problem
 from router.store import StoreError, UserStore
 
 __all__ = ["key", "user"]
@@ -45,17 +49,20 @@ def _realm(config: Config, realm: str | None) -> str:
 
 
 def _check_role(config: Config, realm: str, role: str) -> None:
+    reserved = reserved_role_problem(role)
+    if reserved:
+        _fail(reserved)
     roles = next(r.roles for r in config.realms if r.name == realm)
     if role not in roles:
         _fail(f"no role {role!r} in realm {realm!r} (roles: {', '.join(roles)})")
 
 
 def _store(data_dir: Path) -> UserStore:
-    from router.launch import store_path
-
+    # Whichever command creates the data directory makes it (and the store) owner-only.
     try:
-        return UserStore(store_path(data_dir))
-    except StoreError as e:
+        datadir.prepare(data_dir)
+        return UserStore(datadir.store_path(data_dir))
+    except (StoreError, OSError) as e:
         _fail(str(e))
 
 
@@ -81,24 +88,31 @@ def _apply(action: Callable[[], Any]) -> Any:
 
 
 def _end_sessions(data_dir: Path, realm: str, authid: str, why: str) -> None:
-    """Close the user's sessions on a running node (if one runs with this data directory)."""
+    """Close the user's sessions on a running node (if one runs with this data directory).
+
+    No node: nothing to close, nothing said. A node that could not close them: exit 1 with one line, since
+    the sessions may still be open with the revoked credentials.
+    """
     from twisted.internet import defer, task
 
-    from router.control import kill_user_sessions
+    from router.control import RevocationFailed, kill_user_sessions
 
-    killed: list[list[int] | None] = []
+    outcome: list[list[int] | RevocationFailed | None] = []
 
     async def run(reactor: Any) -> None:
-        killed.append(await kill_user_sessions(reactor, data_dir.resolve(), realm, authid, why))
+        try:
+            outcome.append(await kill_user_sessions(reactor, data_dir.resolve(), realm, authid, why))
+        except RevocationFailed as e:
+            outcome.append(e)
 
-    try:
+    with contextlib.suppress(SystemExit):  # task.react always exits; the outcome says what happened
         task.react(lambda reactor: defer.ensureDeferred(run(reactor)))
-    except SystemExit as e:
-        if e.code not in (0, None):
-            click.echo("warning: could not reach the running node to close sessions", err=True)
-            return
-    if killed and killed[0] is not None:
-        click.echo(f"closed {len(killed[0])} open session(s) of {authid!r}")
+    result = outcome[0] if outcome else RevocationFailed("unexpected error while reaching the node")
+    if isinstance(result, RevocationFailed):
+        click.echo(f"error: could not close the open sessions of {authid!r} on the running node: {result}", err=True)
+        sys.exit(EXIT_FAILED)
+    if result is not None:
+        click.echo(f"closed {len(result)} open session(s) of {authid!r}")
 
 
 @click.group()

@@ -14,6 +14,7 @@ probe readiness. It is started last, so a session joined through it proves the w
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from router.config import Config, Realm, Role, Rule, Transport
@@ -32,11 +33,8 @@ def compile_node(config: Config, control_socket: str, store_path: str) -> dict[s
     """
     auth_config = {
         "store": store_path,
-        "throttle": {
-            "per_authid": config.throttle.per_authid,
-            "per_peer": config.throttle.per_peer,
-            "window": config.throttle.window,
-        },
+        "throttle": dataclasses.asdict(config.throttle),
+        "trusted_proxies": list(config.trusted_proxies),
     }
     transports = [_transport(t, auth_config) for t in config.transports]
     transports.append(_control_transport(control_socket))
@@ -52,7 +50,7 @@ def compile_node(config: Config, control_socket: str, store_path: str) -> dict[s
         for i, c in enumerate(config.components)
     ]
     # First, so it runs before any transport opens (router components start in order, transports after).
-    components.insert(0, _bootstrap(config.realms[0].name, auth_config if config.uses_store else None))
+    components.insert(0, _bootstrap(config, auth_config if config.uses_store else None))
     for index, realm in enumerate(config.realms):
         components.insert(1 + index, _admin(index, realm, store_path))
     worker: dict[str, Any] = {
@@ -179,14 +177,18 @@ def _admin(index: int, realm: Realm, store_path: str) -> dict[str, Any]:
     }
 
 
-def _bootstrap(realm: str, auth_config: dict[str, Any] | None) -> dict[str, Any]:
+def _bootstrap(config: Config, auth_config: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "type": "class",
         "id": "switchboard_bootstrap",
         "classname": "router.worker.WorkerBootstrap",
-        "realm": realm,
+        "realm": config.realms[0].name,
         "role": "trusted",
-        "extra": {"auth": auth_config},
+        "extra": {
+            "auth": auth_config,
+            "limits": dataclasses.asdict(config.limits),
+            "trusted_proxies": list(config.trusted_proxies),
+        },
     }
 
 

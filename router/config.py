@@ -9,6 +9,7 @@ JSON pointer of the offending key, so ``switchboard check`` can print ``/realms/
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "Component",
     "Config",
     "ConfigError",
+    "Limits",
     "Problem",
     "Realm",
     "Role",
@@ -114,6 +116,23 @@ class Throttle:
     per_authid: int
     per_peer: int
     window: float
+    delay_after: int
+    max_delay: float
+    max_entries: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what clients can make the router hold or wait for (the ``limits`` object)."""
+
+    max_nesting: int
+    max_connections: int
+    max_connections_per_peer: int
+    http_timeout: float
+    max_send_buffer: int
+    max_pending_calls: int
+    call_timeout: float
+    authorization_cache: int
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,9 @@ class Config:
     components: tuple[Component, ...]
     pythonpath: tuple[str, ...]
     throttle: Throttle
+    limits: Limits
+    #: Reverse proxies whose ``X-Forwarded-For``/``X-Real-IP`` headers name the client (IPs or CIDRs).
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def uses_store(self) -> bool:
@@ -249,6 +271,24 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
                         f"role {anonymous['role']!r} is not defined in realm {realm_name!r}",
                     )
 
+    for i, proxy in enumerate(doc.get("trusted_proxies", [])):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            yield Problem(f"/trusted_proxies/{i}", f"{proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)")
+
+    send_buffer = doc.get("limits", {}).get("max_send_buffer")
+    if send_buffer is not None:
+        for i, transport in enumerate(doc["listen"]):
+            size = transport.get(
+                "max_message_size", schema()["$defs"]["transport"]["properties"]["max_message_size"]["default"]
+            )
+            if size > send_buffer:
+                yield Problem(
+                    "/limits/max_send_buffer",
+                    f"{send_buffer} is less than /listen/{i}/max_message_size ({size}): one message must fit",
+                )
+
     for i, component in enumerate(doc.get("components", [])):
         realm_name = component["realm"]
         if realm_name not in realm_roles:
@@ -304,7 +344,18 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
         for c in doc.get("components", [])
     )
     pythonpath = tuple(str((base_dir / p).resolve()) for p in doc.get("pythonpath", []))
-    throttle_doc = doc.get("throttle", {})
-    throttle_defaults = the_schema["properties"]["throttle"]["properties"]
-    throttle = Throttle(**{k: throttle_doc.get(k, v["default"]) for k, v in throttle_defaults.items()})
-    return Config(transports=transports, realms=realms, components=components, pythonpath=pythonpath, throttle=throttle)
+    return Config(
+        transports=transports,
+        realms=realms,
+        components=components,
+        pythonpath=pythonpath,
+        throttle=Throttle(**_section(doc, the_schema, "throttle")),
+        limits=Limits(**_section(doc, the_schema, "limits")),
+        trusted_proxies=tuple(doc.get("trusted_proxies", [])),
+    )
+
+
+def _section(doc: dict[str, Any], the_schema: dict[str, Any], key: str) -> dict[str, Any]:
+    """A top-level object of the document with every default of the schema filled in."""
+    given = doc.get(key, {})
+    return {k: given.get(k, v["default"]) for k, v in the_schema["properties"][key]["properties"].items()}

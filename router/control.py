@@ -8,6 +8,7 @@ is disabled or removed.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -21,7 +22,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.error import ConnectError
 
-__all__ = ["control_session", "kill_user_sessions"]
+__all__ = ["RevocationFailed", "control_session", "kill_user_sessions"]
 
 #: Close reason a client sees when its user is disabled, removed, re-roled or loses the key it used.
 CREDENTIALS_REVOKED = "switchboard.close.credentials_revoked"
@@ -70,17 +71,36 @@ async def control_session(reactor: Any, socket_path: str, realm: str, timeout: f
         proto.transport.loseConnection()
 
 
+class RevocationFailed(Exception):
+    """A node runs on the data directory but the user's sessions could not be closed; the message says why."""
+
+
 async def kill_user_sessions(reactor: Any, data_dir: Path, realm: str, authid: str, why: str) -> list[int] | None:
     """End every session of ``authid`` on ``realm`` of the node running in ``data_dir``.
 
-    Returns the ids of the sessions ended, or None when no node is running there.
+    Returns the ids of the sessions ended, or None when no node is running there (no control socket, or one
+    nothing listens on any more). Raises :class:`RevocationFailed` when something listens but the sessions
+    could not be closed (the node does not answer in time, refuses, or fails): they may still be open.
     """
-    socket_path = data_dir / "control.sock"
+    from router.datadir import control_socket_path
+
+    socket_path = control_socket_path(data_dir)
     if not socket_path.exists():
         return None
     try:
         async with control_session(reactor, str(socket_path), realm) as session:
             killed = await session.call("wamp.session.kill_by_authid", authid, reason=CREDENTIALS_REVOKED, message=why)
-    except (ConnectError, OSError, defer.TimeoutError):
-        return None  # a socket left behind by a node that is gone
+    except (ConnectError, OSError) as e:
+        code = e.osError if isinstance(e, ConnectError) else e.errno
+        if code in (errno.ECONNREFUSED, errno.ENOENT):
+            return None  # a socket left behind by a node that is gone: nothing to close
+        raise RevocationFailed(_why(e)) from None
+    except Exception as e:
+        raise RevocationFailed(_why(e)) from None
     return list(killed)
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, defer.TimeoutError):
+        return "the node did not answer in time"
+    return f"{type(e).__name__}: {e}"

@@ -28,6 +28,7 @@ from autobahn.wamp import auth as wamp_auth
 
 __all__ = [
     "PASSWORD_METHODS",
+    "decoy_bytes",
     "decoy_scram",
     "decoy_wampcra",
     "password_credentials",
@@ -102,10 +103,30 @@ def wampcra_credential(
     return {"key": key.decode("ascii"), "salt": salt, "iterations": iterations, "keylen": keylen}
 
 
-def decoy_wampcra() -> dict[str, Any]:
-    """A random WAMP-CRA credential with default parameters, for users that do not exist."""
-    key = b64encode(os.urandom(WAMPCRA_KEYLEN)).decode("ascii")
-    return {"key": key, "salt": os.urandom(16).hex(), "iterations": WAMPCRA_ITERATIONS, "keylen": WAMPCRA_KEYLEN}
+def decoy_wampcra(node_secret: bytes, realm: str, authid: str) -> dict[str, Any]:
+    """The WAMP-CRA credential shown for ``authid`` when no such user may log in.
+
+    Derived from ``node_secret`` (see :func:`decoy_bytes`): asking twice gives the same salt, as for a real
+    user, and its shape and default parameters are those of :func:`wampcra_credential`.
+    """
+    material = decoy_bytes(node_secret, "wampcra", realm, authid, 16 + WAMPCRA_KEYLEN)
+    return {
+        "key": b64encode(material[16:]).decode("ascii"),
+        "salt": material[:16].hex(),
+        "iterations": WAMPCRA_ITERATIONS,
+        "keylen": WAMPCRA_KEYLEN,
+    }
+
+
+def decoy_bytes(node_secret: bytes, method: str, realm: str, authid: str, size: int) -> bytes:
+    """``size`` bytes (at most 64) that only the holder of ``node_secret`` can tell from random, fixed per
+    (method, realm, authid): a keyed BLAKE2b, so a long authid costs one pass over it and nothing is kept."""
+    digest = hashlib.blake2b(key=node_secret, digest_size=size, person=b"sb-decoy")
+    for part in (method, realm, authid):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.digest()
 
 
 def scram_credential(
@@ -139,13 +160,15 @@ def scram_credential(
     }
 
 
-def decoy_scram() -> dict[str, Any]:
-    """A random SCRAM verifier with default parameters, for users that do not exist."""
+def decoy_scram(node_secret: bytes, realm: str, authid: str) -> dict[str, Any]:
+    """The SCRAM verifier shown for ``authid`` when no such user may log in (fixed per authid, like
+    :func:`decoy_wampcra`), with the default parameters of :func:`scram_credential`."""
+    material = decoy_bytes(node_secret, "scram", realm, authid, 16 + 32)
     return {
         "kdf": "argon2id-13",
-        "salt": os.urandom(16).hex(),
+        "salt": material[:16].hex(),
         "iterations": SCRAM_TIME_COST,
         "memory": SCRAM_MEMORY_KIB,
-        "stored_key": os.urandom(32).hex(),
-        "server_key": os.urandom(32).hex(),
+        "stored_key": material[16:].hex(),
+        "server_key": decoy_bytes(node_secret, "scram-server", realm, authid, 32).hex(),
     }

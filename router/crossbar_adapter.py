@@ -16,13 +16,16 @@ holding it, without a restart.
 **Authentication.** Crossbar picks the class handling a login from ``crossbar.router.auth.AUTHMETHOD_MAP``;
 :func:`install_auth` puts thin subclasses there for ticket, wampcra, cryptosign and scram that
 
-1. report every verdict (authid, peer, success) to an observer, so the login throttle counts failures
-   that Crossbar itself decides (a wrong WAMP-CRA or cryptosign signature, a wrong SCRAM proof);
+1. report every verdict (realm, authid, method, transport details, success) to an observer, so the login
+   throttle learns of successes and the failures that Crossbar itself decides (a wrong WAMP-CRA or
+   cryptosign signature, a wrong SCRAM proof), and logs them;
 2. turn every refusal into the same ABORT, ``wamp.error.not_authorized`` / ``authentication failed``,
    so nothing tells an unknown user from a wrong secret, a disabled user or a throttled attempt (bare
    Crossbar says ``no principal with authid "x" exists``);
 3. refuse a *decoy* principal (see :mod:`router.auth.service`) whatever the client signs;
-4. let WAMP-CRA use a stored PBKDF2-derived key as is: Crossbar 26.10.1 derives the key again from the
+4. leave the role out of the WAMP-CRA challenge (Crossbar puts ``authrole`` in it, which would tell a real
+   user's ``user``/``admin`` from a decoy's ``anonymous``): it is ``null`` for everyone;
+5. let WAMP-CRA use a stored PBKDF2-derived key as is: Crossbar 26.10.1 derives the key again from the
    ``secret`` it is handed, which would force us to store the password. For a principal marked
    :data:`DERIVED`, the challenge is signed with the stored key and the salt parameters are added to the
    challenge afterwards, so the client derives the same key from its password.
@@ -73,8 +76,9 @@ DECOY = "x_switchboard_decoy"
 #: Principal key marking a WAMP-CRA secret that is already the derived key.
 DERIVED = "x_switchboard_derived"
 
-#: Called as ``verdict(realm, authid, peer, ok)`` after each AUTHENTICATE.
-Verdict = Callable[[str, "str | None", "str | None", bool], None]
+#: Called as ``verdict(realm, authid, authmethod, transport, ok)`` after each AUTHENTICATE; ``transport`` is
+#: Crossbar's marshalled transport details (``peer``, ``http_headers_received``, ...).
+Verdict = Callable[[str, "str | None", str, dict[str, Any], bool], None]
 
 _verdict: Verdict | None = None
 
@@ -89,8 +93,10 @@ def _check_version() -> None:
 def install_denial_fixes() -> None:
     """Authorize first where Crossbar would otherwise answer something other than ``not_authorized``.
 
-    - REGISTER of an already registered procedure (Crossbar: ``procedure_already_exists``);
-    - REGISTER or acknowledged PUBLISH in the reserved ``wamp.*`` namespace (Crossbar: ``invalid_uri``).
+    - every REGISTER of a session not ``trusted``: Crossbar answers ``procedure_already_exists`` for an
+      already registered procedure, ``invalid_uri`` in the reserved ``wamp.*`` namespace, and its own
+      denial names the session, so denials would differ by URI;
+    - acknowledged PUBLISH in the reserved ``wamp.*`` namespace (Crossbar: ``invalid_uri``).
 
     When the role does allow the action, Crossbar's own path runs unchanged.
     """
@@ -99,8 +105,9 @@ def install_denial_fixes() -> None:
         return
 
     def leaks_register(dealer: Any, session: Any, register: Any) -> bool:
-        registered = dealer._registration_map.get_observation(register.procedure, register.match) is not None
-        return registered or _reserved(session, register.procedure)
+        # Always, for every role but the router's own: Crossbar's denial names the session and differs
+        # from this one, and its checks before authorizing tell registered procedures apart.
+        return bool(session._authrole != "trusted")
 
     def leaks_publish(broker: Any, session: Any, publish: Any) -> bool:
         return _reserved(session, publish.topic)
@@ -180,7 +187,7 @@ class _Verdicts(_PendingAuth):  # type: ignore[misc]
     _session_details: dict[str, Any]
 
     def hello(self, realm: str, details: Any) -> Any:
-        # Refusals at HELLO (throttled attempts) are not counted: they ran no verification.
+        # The authenticator counts the attempt itself; a throttled one still gets a (decoy) challenge.
         return defer.maybeDeferred(super().hello, realm, details).addCallback(_uniform)
 
     def authenticate(self, signature: str) -> Any:
@@ -193,8 +200,8 @@ class _Verdicts(_PendingAuth):  # type: ignore[misc]
             result = Deny(NOT_AUTHORIZED, FAILED)  # unreachable with a random key, but never let a decoy in
         ok = isinstance(result, Accept)
         if _verdict is not None and (ok or isinstance(result, Deny)):
-            peer = self._session_details.get("transport", {}).get("peer")
-            _verdict(self._realm or "", self._authid, peer, ok)
+            transport = self._session_details.get("transport") or {}
+            _verdict(self._realm or "", self._authid, self.AUTHMETHOD, transport, ok)
         return _uniform(result)
 
     def _assign_principal(self, principal: Any) -> Any:
@@ -217,14 +224,19 @@ class _Scram(_Verdicts, PendingAuthScram):
 
 class _WampCra(_Verdicts, PendingAuthWampCra):
     def _compute_challenge(self, user: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        if not user.get(DERIVED):
-            result: tuple[dict[str, Any], str] = super()._compute_challenge(user)
-            return result
-        # Sign with the stored key itself (no salt given, so Crossbar does not derive), then tell the
-        # client how to derive that key from its password.
-        extra, signature = super()._compute_challenge({"secret": user["secret"]})
-        extra.update(salt=user["salt"], iterations=user["iterations"], keylen=user["keylen"])
-        return extra, signature
+        # Crossbar writes self._authrole into the challenge text: hide it while the challenge is built.
+        role, self._authrole = self._authrole, None
+        try:
+            if not user.get(DERIVED):
+                result: tuple[dict[str, Any], str] = super()._compute_challenge(user)
+                return result
+            # Sign with the stored key itself (no salt given, so Crossbar does not derive), then tell the
+            # client how to derive that key from its password.
+            extra, signature = super()._compute_challenge({"secret": user["secret"]})
+            extra.update(salt=user["salt"], iterations=user["iterations"], keylen=user["keylen"])
+            return extra, signature
+        finally:
+            self._authrole = role
 
 
 def realm_router(session: Any) -> Any:
@@ -261,7 +273,9 @@ def replace_roles(router: Any, roles: dict[str, Role], removed: set[str]) -> Non
     from crossbar.router.role import RouterRoleStaticAuth
 
     from router.compile import compile_permissions, static_is_exact
+    from router.seam.authorization import record_roles
 
+    record_roles(router, roles, removed)
     worker = router._factory._worker
     realm_id = router._realm.id
     registry = worker.realms[realm_id]

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from router import datadir
 from router.compile import compile_node
 from router.config import Config, Transport
+from router.datadir import store_path
 from router.diagnose import explain_failure, is_port_in_use
 from router.process import NodeProcess
 from router.store import StoreError, UserStore
 
-__all__ = ["RunningNode", "StartError", "launch", "store_path", "with_port"]
+__all__ = ["RunningNode", "StartError", "launch", "relaunch", "store_path", "with_port"]
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_UNIX_PATH = 107
@@ -62,11 +64,6 @@ class RunningNode:
         return await self.process.stop(grace)
 
 
-def store_path(data_dir: Path) -> Path:
-    """Where a node with data directory ``data_dir`` keeps its users."""
-    return data_dir / "users.sqlite3"
-
-
 def with_port(config: Config, port: int) -> Config:
     """``config`` with the main transport listening on ``port``."""
     main = config.main_transport
@@ -82,16 +79,56 @@ async def launch(
     loglevel: str = "warn",
     ready_timeout: float = 60.0,
     on_line: Callable[[str], None] | None = None,
+    on_spawn: Callable[[NodeProcess], None] | None = None,
 ) -> RunningNode:
     """Compile ``config`` into ``data_dir``, start Crossbar and return once a probe session has joined.
 
-    Raises :class:`StartError` (with every child process gone) when the node cannot start.
+    Raises :class:`StartError` (with every child process gone) when the node cannot start. ``on_spawn``
+    receives the Crossbar process as soon as it is spawned (before it is ready), e.g. to stop it on a
+    signal that arrives meanwhile.
     """
     data_dir = data_dir.resolve()
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # The control socket grants the trusted role and the store holds credentials: owner only.
-    data_dir.chmod(0o700)
-    control_socket = str(data_dir / "control.sock")
+    control_socket = await _prepare(reactor, config, data_dir)
+
+    attempts = _PORT_ATTEMPTS if any(t.port == 0 for t in config.transports) else 1
+    for attempt in range(1, attempts + 1):
+        resolved = _resolve_ports(config)
+        try:
+            return await _start(reactor, resolved, data_dir, control_socket, loglevel, ready_timeout, on_line, on_spawn)
+        except _PortTaken as e:
+            # A port we picked was taken between picking and binding: pick again (bounded).
+            if attempt == attempts:
+                raise StartError(str(e)) from None
+    raise AssertionError("unreachable")
+
+
+async def relaunch(
+    reactor: Any,
+    node: RunningNode,
+    *,
+    loglevel: str = "warn",
+    ready_timeout: float = 60.0,
+    on_line: Callable[[str], None] | None = None,
+    on_spawn: Callable[[NodeProcess], None] | None = None,
+) -> RunningNode:
+    """Start ``node`` again after its process died: same data directory, same compiled ports.
+
+    Whatever is left of the old process group is killed first. Raises :class:`StartError` like
+    :func:`launch`.
+    """
+    await node.process.stop(grace=0)
+    control_socket = await _prepare(reactor, node.config, node.data_dir)
+    return await _start(
+        reactor, node.config, node.data_dir, control_socket, loglevel, ready_timeout, on_line, on_spawn, restart=True
+    )
+
+
+async def _prepare(reactor: Any, config: Config, data_dir: Path) -> str:
+    """The data directory and an up-to-date store, owner-only; the control socket's path, cleared."""
+    # The control socket grants the trusted role and the store holds credentials: owner only. (A warning
+    # about an existing directory open to others is the command's to print: see router.serve.)
+    datadir.prepare(data_dir)
+    control_socket = str(datadir.control_socket_path(data_dir))
     if len(control_socket.encode()) > _MAX_UNIX_PATH:
         raise StartError(f"data directory path too long for a unix socket ({control_socket})")
     await _clear_control_socket(reactor, control_socket, config.realms[0].name, data_dir)
@@ -99,17 +136,7 @@ async def launch(
         UserStore(store_path(data_dir)).close()  # create or migrate before the router reads it
     except (StoreError, sqlite3.Error) as e:
         raise StartError(f"cannot open the user store {store_path(data_dir)}: {e}") from None
-
-    attempts = _PORT_ATTEMPTS if any(t.port == 0 for t in config.transports) else 1
-    for attempt in range(1, attempts + 1):
-        resolved = _resolve_ports(config)
-        try:
-            return await _start(reactor, resolved, data_dir, control_socket, loglevel, ready_timeout, on_line)
-        except _PortTaken as e:
-            # A port we picked was taken between picking and binding: pick again (bounded).
-            if attempt == attempts:
-                raise StartError(str(e)) from None
-    raise AssertionError("unreachable")
+    return control_socket
 
 
 class _PortTaken(StartError):
@@ -124,14 +151,17 @@ async def _start(
     loglevel: str,
     ready_timeout: float,
     on_line: Callable[[str], None] | None,
+    on_spawn: Callable[[NodeProcess], None] | None,
+    restart: bool = False,
 ) -> RunningNode:
-    cbdir = data_dir / ".crossbar"
-    cbdir.mkdir(mode=0o700, exist_ok=True)
+    cbdir = datadir.node_dir(data_dir)  # made owner-only by datadir.prepare
     node_config = compile_node(config, control_socket=control_socket, store_path=str(store_path(data_dir)))
-    (cbdir / "config.json").write_text(json.dumps(node_config, indent=2) + "\n", encoding="utf-8")
+    _write_private(cbdir / "config.json", json.dumps(node_config, indent=2) + "\n")
 
-    process = NodeProcess(reactor, cbdir, data_dir / "node.log", loglevel=loglevel, on_line=on_line)
-    process.start(hold_output=True)
+    process = NodeProcess(reactor, cbdir, datadir.log_path(data_dir), loglevel=loglevel, on_line=on_line)
+    process.start(hold_output=True, append_log=restart)
+    if on_spawn is not None:
+        on_spawn(process)
     try:
         # While Crossbar boots (seconds), not before: the imports take a third of a second of the startup.
         # Its output is held meanwhile, so a failed check prints one line and nothing of Crossbar's.
@@ -163,6 +193,11 @@ async def _start(
         await process.stop()
         raise
     return RunningNode(process=process, config=config, data_dir=data_dir, control_socket=control_socket)
+
+
+def _write_private(path: Path, text: str) -> None:
+    with open(datadir.open_private(path), "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 async def _clear_control_socket(reactor: Any, path: str, realm: str, data_dir: Path) -> None:

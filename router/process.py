@@ -20,10 +20,14 @@ from twisted.internet import defer, error, protocol
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from router.datadir import open_private
+
 __all__ = ["NodeProcess", "crossbar_executable"]
 
-# Start crossbar in a new session (and process group) so terminal signals go to us, not to it.
-_SETSID_EXEC = "import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])"
+# Start crossbar in a new session (and process group) so terminal signals go to us, not to it, and with an
+# owner-only umask: everything it creates in the data directory (node key, pid file, control socket, the
+# store's -wal/-shm) is the owner's alone.
+_SETSID_EXEC = "import os, sys; os.setsid(); os.umask(0o077); os.execv(sys.argv[1], sys.argv[1:])"
 
 
 def crossbar_executable() -> str:
@@ -112,12 +116,13 @@ class NodeProcess:
             self._protocol.exited.addBoth(_chain_copy(d))
         return d
 
-    def start(self, hold_output: bool = False) -> None:
+    def start(self, hold_output: bool = False, append_log: bool = False) -> None:
         """Spawn the node; returns at once (readiness is the probe's business).
 
-        With ``hold_output``, its lines go to the log file only until :meth:`release_output`.
+        With ``hold_output``, its lines go to the log file only until :meth:`release_output`. With
+        ``append_log`` the log file is continued (a restart keeps the output of the run that died).
         """
-        log_file = self.log_path.open("w", encoding="utf-8")
+        log_file = open(open_private(self.log_path, append=append_log), "a", encoding="utf-8")  # noqa: SIM115 (closed at exit)
         self._protocol = _NodeProtocol(log_file, self._on_line, hold_output)
         self._protocol.exited.addCallback(self._record_exit)
         args = [

@@ -13,7 +13,21 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 
-__all__ = ["Role", "Rule", "build_roles", "definition_problems", "name_problem", "role_problems"]
+__all__ = [
+    "RESERVED_ROLES",
+    "Role",
+    "Rule",
+    "build_roles",
+    "definition_problems",
+    "name_problem",
+    "reserved_role_problem",
+    "role_problems",
+]
+
+#: Role names Crossbar keeps for itself (``crossbar.router.router.Router.RESERVED_ROLES``): ``trusted`` may use
+#: the meta API and register/publish under ``wamp.*``, and Crossbar refuses to add or drop it at run time.
+#: Switchboard's control socket grants it; no configured or stored role may take the name.
+RESERVED_ROLES: frozenset[str] = frozenset({"trusted"})
 
 Action = Literal["call", "register", "publish", "subscribe"]
 Match = Literal["exact", "prefix", "wildcard"]
@@ -73,9 +87,19 @@ def name_problem(name: object, schema: dict[str, Any]) -> str | None:
     return None if error is None else error.message
 
 
+def reserved_role_problem(name: object) -> str | None:
+    """Why ``name`` may not be given to a role or a user because the router keeps it, or None."""
+    if name in RESERVED_ROLES:
+        return f"{name!r} is a role reserved by the router"
+    return None
+
+
 def role_problems(definitions: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """What schema-valid role definitions may still get wrong, as (``/<role>/...`` pointer, message)."""
     for name, definition in definitions.items():
+        reserved = reserved_role_problem(name)
+        if reserved:
+            yield f"/{name}", reserved
         for kind in ("allow", "deny"):
             for j, rule in enumerate(definition.get(kind, [])):
                 problem = _rule_problem(rule)

@@ -3,7 +3,9 @@
 
 Twisted turns SIGINT/SIGTERM into a reactor shutdown; a "before shutdown" trigger stops Crossbar first
 (bounded), so the command exits 0 on a requested stop and no process outlives it. A node that dies on its
-own is an error (exit 1).
+own (a worker killed or crashed takes the Crossbar controller with it) is started again with the same
+compiled config and ports, with one line on stderr; more than :data:`MAX_RESTARTS` restarts within
+:data:`RESTART_WINDOW` seconds is an error (exit 1), as is a restart that fails.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from router import datadir
 from router.config import Config
-from router.launch import StartError, launch
+from router.launch import RunningNode, StartError, launch, relaunch
+from router.process import NodeProcess
 from router.store import UserStore
 
-__all__ = ["serve"]
+__all__ = ["MAX_RESTARTS", "RESTART_WINDOW", "serve"]
 
 log = Logger()
+
+#: Unexpected exits restarted within :data:`RESTART_WINDOW` seconds; one more ends ``run`` with exit 1.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
 
 
 def _echo(line: str, err: bool = False) -> None:
@@ -37,41 +45,79 @@ def serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, ready_tim
 
 async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, ready_timeout: float) -> None:
     try:
-        node = await launch(
-            reactor,
-            config,
-            data_dir,
-            loglevel=loglevel,
-            ready_timeout=ready_timeout,
-            on_line=lambda line: _echo(line, err=True),
-        )
-    except StartError as e:
-        _echo(f"error: {e}", err=True)
+        warning = datadir.prepare(data_dir.resolve())
+    except OSError as e:
+        _echo(f"error: cannot prepare the data directory {data_dir}: {e}", err=True)
         raise SystemExit(1) from None
+    if warning is not None:
+        _echo(warning, err=True)
 
+    spawned: list[NodeProcess] = []
     stopping = False
 
     async def stop() -> None:
         nonlocal stopping
         stopping = True
-        await node.stop()
+        if spawned:
+            await spawned[-1].stop()
 
+    # Before the first spawn, so a signal while the node boots (or restarts) stops it too.
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(stop()))
+    options: dict[str, Any] = {
+        "loglevel": loglevel,
+        "ready_timeout": ready_timeout,
+        "on_line": lambda line: _echo(line, err=True),
+        "on_spawn": spawned.append,
+    }
+    try:
+        node = await launch(reactor, config, data_dir, **options)
+    except StartError as e:
+        if stopping:
+            return
+        _echo(f"error: {e}", err=True)
+        raise SystemExit(1) from None
+
     _echo(f"Switchboard ready: {node.url}")
     if config.uses_store and not _has_users(node.store_path):
         _echo(
             "No users yet. Create the first one with:\n"
             f"  switchboard user add alice --role {_suggested_role(config)} --data-dir {data_dir}"
         )
-    code = await node.process.exited
-    if stopping:
-        return
-    _echo(
-        f"error: the Crossbar node exited unexpectedly (exit code {code}; log: {node.process.log_path})",
-        err=True,
-    )
-    await node.stop()
-    raise SystemExit(1)
+    await _keep_running(reactor, node, options, lambda: stopping)
+
+
+async def _keep_running(reactor: Any, node: RunningNode, options: dict[str, Any], stopping: Any) -> None:
+    """Restart ``node`` whenever it exits unless ``stopping()``; bounded by MAX_RESTARTS per window."""
+    recent: list[float] = []
+    attempt = 0
+    while True:
+        code = await node.process.exited
+        if stopping():
+            return
+        now = reactor.seconds()
+        recent = [t for t in recent if now - t < RESTART_WINDOW]
+        if len(recent) >= MAX_RESTARTS:
+            _echo(
+                f"error: the Crossbar node exited unexpectedly (exit code {code}; log: {node.process.log_path}) "
+                f"after {MAX_RESTARTS} restarts within {RESTART_WINDOW:g} s; giving up",
+                err=True,
+            )
+            await node.stop()
+            raise SystemExit(1)
+        recent.append(now)
+        attempt += 1
+        _echo(f"node exited unexpectedly (exit code {code}); restarting (attempt {attempt})", err=True)
+        try:
+            node = await relaunch(reactor, node, **options)
+        except StartError as e:
+            if stopping():
+                return
+            _echo(f"error: restart failed: {e}", err=True)
+            raise SystemExit(1) from None
+        if stopping():
+            await node.stop()
+            return
+        _echo(f"Switchboard ready: {node.url}")
 
 
 def _has_users(path: Path) -> bool:

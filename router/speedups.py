@@ -76,6 +76,7 @@ _original: dict[str, Any] = {}
 _rebound: list[tuple[Any, str, Any]] = []
 _BINARY_MARK = b"\\u0000"
 _LONG_NUMBER = re.compile(rb"\d{20}")
+_MAX_DEPTH = 1024  # orjson's limit
 _orjson_dumps = orjson.dumps
 _orjson_loads = orjson.loads
 _b64encode = base64.b64encode
@@ -106,9 +107,21 @@ def loads(data: bytes) -> Any:
         try:
             value = _orjson_loads(data)
         except orjson.JSONDecodeError:
-            pass  # NaN, lone surrogates, invalid input: autobahn's parser decides (and raises)
+            pass  # NaN, lone surrogates, too deep, invalid input: autobahn's parser decides (and raises)
         else:
             return _unbinary(value) if _BINARY_MARK in data else value
+    return _autobahn_loads(data)
+
+
+def _autobahn_loads(data: bytes) -> Any:
+    """autobahn's parser, which recurses once per level: nesting orjson refuses is refused before it recurses
+    (it could only end in a RecursionError unwinding a thousand frames; in the router, router.seam.parsing
+    bounds nesting far below this before any parser runs)."""
+    if data.count(b"[") + data.count(b"{") > _MAX_DEPTH:
+        from router.seam.parsing import json_too_deep  # only for the rare message that needs it
+
+        if json_too_deep(data, _MAX_DEPTH):
+            raise ValueError(f"JSON nested deeper than {_MAX_DEPTH} levels")
     return autobahn_serializer._loads(data.decode("utf8"))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "AUTHID_PATTERN",
+    "MAX_AUTHID_LENGTH",
     "MIGRATIONS",
     "DuplicateKey",
     "DuplicateUser",
@@ -35,9 +36,19 @@ __all__ = [
     "UnknownUser",
     "User",
     "UserStore",
+    "valid_authid",
 ]
 
-AUTHID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+#: What an authid may be; always matched whole (:func:`valid_authid`): ``$`` alone lets a trailing newline in.
+AUTHID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}")
+#: Longest valid authid (bounds anything derived from one).
+MAX_AUTHID_LENGTH = 128
+
+
+def valid_authid(authid: object) -> bool:
+    """Whether ``authid`` is a string the store could hold (checked before any regex work on long input)."""
+    return isinstance(authid, str) and len(authid) <= MAX_AUTHID_LENGTH and AUTHID_PATTERN.fullmatch(authid) is not None
+
 
 #: MIGRATIONS[n] takes the schema from version n to n + 1.
 MIGRATIONS: list[list[str]] = [
@@ -185,7 +196,7 @@ class UserStore:
 
     def add_user(self, realm: str, authid: str, role: str, credentials: dict[str, dict[str, Any]]) -> User:
         """Create a user with its credentials (method -> verifier data)."""
-        if not AUTHID_PATTERN.match(authid):
+        if not valid_authid(authid):
             raise StoreError(f"invalid authid {authid!r}: must match {AUTHID_PATTERN.pattern}")
         with self._transaction() as db:
             try:

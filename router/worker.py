@@ -13,7 +13,8 @@ from typing import Any
 
 from autobahn.twisted.wamp import ApplicationSession
 
-from router import crossbar_adapter, speedups
+from router import crossbar_adapter, seam, speedups
+from router.config import Limits
 
 __all__ = ["WorkerBootstrap"]
 
@@ -25,6 +26,8 @@ class WorkerBootstrap(ApplicationSession):
         super().__init__(config)
         speedups.install()
         crossbar_adapter.install_denial_fixes()
+        extra = config.extra
+        seam.install(Limits(**extra["limits"]), tuple(extra.get("trusted_proxies", ())))
         auth = config.extra.get("auth")
         if auth:
             from router.auth.service import shared_authenticator

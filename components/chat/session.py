@@ -12,7 +12,16 @@ from autobahn.wamp.types import CallDetails, PublishOptions, RegisterOptions
 from components import uris
 from components.arguments import bind, invalid_argument
 from components.base import ComponentSession
-from components.chat.core import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, ChatRooms, InvalidArgument
+from components.chat.core import (
+    DEFAULT_HISTORY_LIMIT,
+    DEFAULT_MAX_ROOMS,
+    DEFAULT_MAX_TEXT_KEPT,
+    DEFAULT_ROOM_TTL,
+    DEFAULT_ROOMS_LIMIT,
+    MAX_HISTORY_LIMIT,
+    ChatRooms,
+    InvalidArgument,
+)
 
 __all__ = ["ChatComponent"]
 
@@ -23,13 +32,15 @@ def _send_shape(room: object, text: object) -> None: ...
 def _history_shape(room: object, limit: object = DEFAULT_HISTORY_LIMIT) -> None: ...
 
 
-def _rooms_shape() -> None: ...
+def _rooms_shape(limit: object = DEFAULT_ROOMS_LIMIT, after: object = None) -> None: ...
 
 
 class ChatComponent(ComponentSession):
     """Hosts :class:`~components.chat.core.ChatRooms` on its realm.
 
-    ``extra``: ``history_size`` (messages kept per room, default 500).
+    ``extra``: ``history_size`` (messages kept per room, default 500), ``max_rooms`` (rooms kept, default
+    1000; a new room beyond it evicts the least recently active one) and ``room_ttl`` (seconds without a
+    message after which a room is forgotten, default 86400).
     """
 
     #: Where message timestamps come from; tests may replace it.
@@ -37,7 +48,12 @@ class ChatComponent(ComponentSession):
 
     async def onJoin(self, details: Any) -> None:
         extra = self.config.extra or {}
-        self.rooms = ChatRooms(history_size=int(extra.get("history_size", MAX_HISTORY_LIMIT)))
+        self.rooms = ChatRooms(
+            history_size=int(extra.get("history_size", MAX_HISTORY_LIMIT)),
+            max_rooms=int(extra.get("max_rooms", DEFAULT_MAX_ROOMS)),
+            room_ttl=float(extra.get("room_ttl", DEFAULT_ROOM_TTL)),
+            max_text_kept=int(extra.get("max_text_kept", DEFAULT_MAX_TEXT_KEPT)),
+        )
         with_details = RegisterOptions(details=True)
         await self.register(self.send, uris.CHAT_SEND, options=with_details)
         await self.register(self.history, uris.CHAT_HISTORY, options=with_details)
@@ -63,12 +79,17 @@ class ChatComponent(ComponentSession):
     async def history(self, *args: Any, details: CallDetails, **kwargs: Any) -> list[dict[str, Any]]:
         """``chat.history(room, limit=50)``: the room's last messages, oldest first."""
         call = bind(uris.CHAT_HISTORY, _history_shape, args, kwargs)
+        self.rooms.expire(self.clock())
         try:
             return [m.to_dict() for m in self.rooms.history(call["room"], call["limit"])]
         except InvalidArgument as e:
             raise invalid_argument(uris.CHAT_HISTORY, str(e)) from None
 
     async def list_rooms(self, *args: Any, details: CallDetails, **kwargs: Any) -> list[str]:
-        """``chat.rooms()``: names of the rooms that have messages."""
-        bind(uris.CHAT_ROOMS, _rooms_shape, args, kwargs)
-        return self.rooms.rooms()
+        """``chat.rooms(limit=100, after=None)``: sorted names of rooms that have messages, one page."""
+        call = bind(uris.CHAT_ROOMS, _rooms_shape, args, kwargs)
+        self.rooms.expire(self.clock())
+        try:
+            return self.rooms.rooms(call["limit"], call["after"])
+        except InvalidArgument as e:
+            raise invalid_argument(uris.CHAT_ROOMS, str(e)) from None

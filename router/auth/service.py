@@ -7,31 +7,43 @@ one :class:`Authenticator` per worker: one store, one throttle, one thread pool 
 KDFs, so the reactor never runs argon2 or PBKDF2.
 
 Every refusal is ``wamp.error.not_authorized`` / ``authentication failed`` (see
-:mod:`router.auth.crossbar_adapter`). For challenge-response methods an unknown or disabled user gets a
-*decoy* principal with random keys: Crossbar sends a challenge as for a real user and the login fails at
-the signature check, exactly like a wrong password.
+:mod:`router.crossbar_adapter`). For challenge-response methods an unknown or disabled user gets a *decoy*
+principal: Crossbar sends a challenge as for a real user and the login fails at the signature check,
+exactly like a wrong password. What a client can see of a decoy (the WAMP-CRA and SCRAM salts and
+parameters) is derived from a secret of the node and the authid, so asking twice gives the same answer, as
+for a real user. A throttled attempt for a real user gets the user's own challenge, marked as a decoy: no
+answer will do, and nothing shows that it was throttled. A throttled ``ticket`` refusal waits about as
+long as a real verification takes instead of answering at once.
+
+Every attempt counts toward the throttle when it starts (see :mod:`router.auth.throttle`); an authid the
+store could never hold (:func:`router.store.valid_authid`, e.g. 1 MB long) is refused without a look-up and
+counts only toward its client address. The client address is the peer's, or the one a trusted proxy names
+(:func:`router.peers.client_address`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
 from nacl.signing import SigningKey
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from router import crossbar_adapter
-from router.auth.throttle import LoginThrottle, ThrottleLimits, peer_host
+from router.auth.throttle import LoginThrottle, ThrottleLimits
 from router.credentials import decoy_scram, decoy_wampcra, verify_ticket
 from router.crossbar_adapter import DECOY, DERIVED, FAILED, NOT_AUTHORIZED
-from router.store import User, UserStore
+from router.peers import Networks, client_address, networks
+from router.roles import reserved_role_problem
+from router.store import MAX_AUTHID_LENGTH, User, UserStore, valid_authid
 
 __all__ = [
     "THROTTLED",
@@ -40,38 +52,84 @@ __all__ = [
     "create_scram",
     "create_ticket",
     "create_wampcra",
+    "load_node_secret",
     "shared_authenticator",
+    "shown_authid",
 ]
 
 log = Logger()
 
-#: Internal message of a throttled refusal; the client sees the uniform ``authentication failed``.
+#: Internal message of a refusal decided without checking the secret (throttled, or an impossible authid);
+#: the client sees the uniform ``authentication failed``.
 THROTTLED = "switchboard: throttled"
 
-_PUBKEY = re.compile(r"^[0-9a-f]{64}$")
+#: What a ticket verification is assumed to take before one has been measured (argon2id here: 25-90 ms).
+INITIAL_VERIFICATION_TIME = 0.05
+#: How many characters of an authid a log line shows.
+LOGGED_AUTHID_LENGTH = 64
+
+_PUBKEY = re.compile(r"[0-9a-f]{64}")
+_NODE_SECRET_BYTES = 32
+_JITTER = secrets.SystemRandom()
+
+
+def may_log_in(user: User) -> bool:
+    """Whether ``user`` may log in at all: enabled, and not holding a role the router keeps for itself.
+
+    A stored ``trusted`` user (written by a version before such roles were refused) would otherwise join
+    with the router's own unlimited role.
+    """
+    return user.enabled and reserved_role_problem(user.role) is None
 
 
 class Authenticator:
     """Decides logins from the store; the blocking parts run on ``pool``."""
 
-    def __init__(self, reactor: Any, store: UserStore, throttle: LoginThrottle, pool: ThreadPool) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        store: UserStore,
+        throttle: LoginThrottle,
+        pool: ThreadPool,
+        node_secret: bytes,
+        trusted_proxies: Networks = (),
+    ) -> None:
         self._reactor = reactor
         self.store = store
         self.throttle = throttle
         self._pool = pool
+        self._secret = node_secret
+        self._trusted = trusted_proxies
+        #: Running average of real ticket verifications, what a throttled ticket refusal waits.
+        self.verification_time = INITIAL_VERIFICATION_TIME
 
-    def verdict(self, realm: str, authid: str | None, peer: str | None, ok: bool) -> None:
-        """Crossbar's verdict on an authentication (see the adapter): feed the throttle, log."""
-        host = peer_host(peer)
+    def address(self, transport: dict[str, Any]) -> str | None:
+        """The client address of a login: the peer's, or the one a trusted proxy names."""
+        return client_address(transport.get("peer"), transport.get("http_headers_received"), self._trusted)
+
+    def verdict(self, realm: str, authid: str | None, method: str, transport: dict[str, Any], ok: bool) -> None:
+        """Crossbar's verdict on an authentication (see the adapter): a success takes its attempt back; log."""
+        address = self.address(transport)
         if ok:
-            self.throttle.succeeded(realm, authid)
+            self.throttle.succeeded(realm, authid if valid_authid(authid) else None, address)
         else:
-            self.throttle.failed(realm, authid, host)
-            log.info("login failed: realm={realm} authid={authid} peer={peer}", realm=realm, authid=authid, peer=peer)
+            log.info(
+                "login failed: realm={realm} authid={authid} method={method} peer={peer}",
+                realm=realm,
+                authid=shown_authid(authid),
+                method=method,
+                peer=address,
+            )
 
-    def _refuse_if_throttled(self, realm: str, authid: str | None, details: dict[str, Any]) -> None:
-        if self.throttle.blocked(realm, authid, peer_host(details.get("transport", {}).get("peer"))):
-            raise ApplicationError(NOT_AUTHORIZED, THROTTLED)
+    async def _admit(self, realm: str, name: str | None, details: dict[str, Any]) -> bool:
+        """Count an attempt for ``name`` (a valid authid, or None); wait its delay; whether it is refused."""
+        address = self.address(details.get("transport") or {})
+        admission = self.throttle.admit(realm, name, address)
+        if not admission.refused:
+            self.throttle.attempted(realm, name, address)
+        if admission.delay > 0:
+            await task.deferLater(self._reactor, admission.delay, lambda: None)
+        return admission.refused
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await deferToThreadPool(self._reactor, self._pool, fn, *args)
@@ -80,17 +138,26 @@ class Authenticator:
 
     async def ticket(self, realm: str, authid: str | None, details: dict[str, Any]) -> dict[str, Any]:
         """Verify the ticket (password) against its argon2id hash."""
-        self._refuse_if_throttled(realm, authid, details)
+        valid = valid_authid(authid)
+        refused = await self._admit(realm, authid if valid else None, details)
+        if refused or not valid:
+            # As long as a verification, without one: the answer's timing says nothing about the state.
+            wait = self.verification_time * _JITTER.uniform(0.8, 1.2)
+            await task.deferLater(self._reactor, wait, lambda: None)
+            raise ApplicationError(NOT_AUTHORIZED, THROTTLED)
+        started = self._reactor.seconds()
         user: User | None = await self._run(self._check_ticket, realm, authid, details.get("ticket"))
+        took = self._reactor.seconds() - started
+        self.verification_time = 0.8 * self.verification_time + 0.2 * max(0.001, took)
         if user is None:
             raise ApplicationError(NOT_AUTHORIZED, FAILED)
         return {"authid": user.authid, "role": user.role}
 
-    def _check_ticket(self, realm: str, authid: str | None, ticket: object) -> User | None:
-        found = self.store.credential(realm, authid, "ticket") if authid else None
+    def _check_ticket(self, realm: str, authid: str, ticket: object) -> User | None:
+        found = self.store.credential(realm, authid, "ticket")
         user, credential = found if found else (None, None)
         ok = verify_ticket(credential, ticket)  # runs the KDF even for unknown users: same cost
-        return user if ok and user is not None and user.enabled else None
+        return user if ok and user is not None and may_log_in(user) else None
 
     # -- challenge-response: Crossbar verifies against what we return ---------------------------------
 
@@ -114,24 +181,41 @@ class Authenticator:
         authid: str | None,
         details: dict[str, Any],
         method: str,
-        decoy: Callable[[], dict[str, Any]],
+        decoy: Callable[[bytes, str, str], dict[str, Any]],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The user's verifier data for ``method`` and the start of its principal; a decoy if there is none."""
-        self._refuse_if_throttled(realm, authid, details)
-        found = await self._run(self._enabled_credential, realm, authid, method)
+        """The user's verifier data for ``method`` and the start of its principal; a decoy if there is none.
+
+        A throttled attempt, or one for a disabled user, gets the user's own data marked as a decoy: the same
+        challenge as ever, refused whatever the answer.
+        """
+        valid = valid_authid(authid)
+        refused = await self._admit(realm, authid if valid else None, details)
+        found = await self._run(self._credential, realm, authid if valid else None, method)
         if found is None:
-            return decoy(), {"authid": authid, "role": "anonymous", DECOY: True}
+            # An impossible authid is cut short: what it may cost is bounded, and it can never be a user.
+            shown = (authid or "")[: MAX_AUTHID_LENGTH + 1]
+            return decoy(self._secret, realm, shown), {"authid": authid, "role": "anonymous", DECOY: True}
         user, data = found
+        if refused or not may_log_in(user):
+            # The user's own parameters (a disabled user's salt does not change either), no answer accepted.
+            return data, {"authid": authid, "role": "anonymous", DECOY: True}
         return data, {"authid": authid, "role": user.role}
 
     async def cryptosign(self, realm: str, authid: str | None, details: dict[str, Any]) -> dict[str, Any]:
         """The stored public key of the user the client's key belongs to (or a decoy); authid optional."""
-        self._refuse_if_throttled(realm, authid, details)
         pubkey = (details.get("authextra") or {}).get("pubkey")
+        valid = authid is None or valid_authid(authid)
         owner: User | None = None
-        if isinstance(pubkey, str) and _PUBKEY.match(pubkey):
+        if valid and isinstance(pubkey, str) and _PUBKEY.fullmatch(pubkey):
             owner = await self._run(self.store.key_owner, realm, pubkey)
-        if owner is None or not owner.enabled or (authid is not None and owner.authid != authid):
+        else:
+            await self._run(_nothing)  # the same thread hop as a look-up
+        # Counted under the authid the login is for: the one asked for, else the key's owner.
+        name: str | None = owner.authid if owner is not None else None
+        if authid is not None:
+            name = authid if valid_authid(authid) else None
+        refused = await self._admit(realm, name, details)
+        if refused or owner is None or not may_log_in(owner) or (authid is not None and owner.authid != authid):
             decoy_key = SigningKey(os.urandom(32)).verify_key.encode().hex()
             return {
                 "authid": authid or f"decoy-{os.urandom(8).hex()}",
@@ -141,11 +225,47 @@ class Authenticator:
             }
         return {"authid": owner.authid, "role": owner.role, "pubkey": pubkey}
 
-    def _enabled_credential(self, realm: str, authid: str | None, method: str) -> tuple[User, dict[str, Any]] | None:
-        found = self.store.credential(realm, authid, method) if authid else None
-        if found is None or not found[0].enabled:
-            return None
-        return found
+    def _credential(self, realm: str, authid: str | None, method: str) -> tuple[User, dict[str, Any]] | None:
+        return self.store.credential(realm, authid, method) if authid else None
+
+
+def _nothing() -> None:
+    return None
+
+
+def shown_authid(authid: object) -> str:
+    """``authid`` as a log line may show it: escaped (no newline or control character gets through) and
+    cut to :data:`LOGGED_AUTHID_LENGTH` characters."""
+    if not isinstance(authid, str):
+        return repr(authid)
+    text = authid[:LOGGED_AUTHID_LENGTH].encode("unicode_escape").decode("ascii")
+    return text + ("..." if len(authid) > LOGGED_AUTHID_LENGTH else "")
+
+
+def load_node_secret(path: Path) -> bytes:
+    """The node's decoy secret at ``path``: created once (random, owner-only), then read at every start."""
+    try:
+        secret = path.read_bytes()
+    except FileNotFoundError:
+        secret = b""
+    if len(secret) == _NODE_SECRET_BYTES:
+        return secret
+    secret = os.urandom(_NODE_SECRET_BYTES)
+    partial = path.with_name(path.name + ".new")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, secret)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(partial, path)  # whole or not at all
+    return secret
+
+
+def node_secret_path(store: Path) -> Path:
+    """Where the decoy secret lives: next to the user store, in the owner-only data directory."""
+    return store.with_name("decoy.key")
 
 
 _instance: Authenticator | None = None
@@ -162,8 +282,11 @@ def shared_authenticator(config: dict[str, Any]) -> Authenticator:
         pool = ThreadPool(minthreads=0, maxthreads=int(config.get("threads", 4)), name="switchboard-auth")
         pool.start()
         reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
-        store = UserStore(Path(config["store"]))
-        _instance = Authenticator(reactor, store, LoginThrottle(reactor.seconds, limits), pool)
+        store_path = Path(config["store"])
+        store = UserStore(store_path)
+        secret = load_node_secret(node_secret_path(store_path))
+        trusted = networks(config.get("trusted_proxies", []))
+        _instance = Authenticator(reactor, store, LoginThrottle(reactor.seconds, limits), pool, secret, trusted)
         crossbar_adapter.install_auth(_instance.verdict)
     return _instance
 

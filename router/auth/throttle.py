@@ -1,93 +1,169 @@
 """
-Login throttling: after too many failures for one authid or one peer address within a window, refuse
-further attempts at once (without running a KDF) until the window has passed.
+Login throttling: who may try to log in now, and how long to make them wait.
 
-Pure logic with an injected clock. A success resets the counter of that authid (not of the peer: one
-user's success says nothing about the other names a peer tried).
+Three decaying counts of login attempts (a *leaky bucket*: each attempt adds 1, the count drains at
+``limit / window`` per second, so at most ``limit`` attempts per window get through in the long run):
+
+| counted per                     | over its limit                                   | config key            |
+|---------------------------------|--------------------------------------------------|-----------------------|
+| (realm, authid, client address) | refused from that address (that user only)       | ``per_authid``        |
+| client address                  | refused from that address (every user)           | ``per_peer``          |
+| (realm, authid), all addresses  | every attempt delayed, doubling up to a maximum   | ``delay_after``, ``max_delay`` |
+
+So an attacker guessing a victim's password from one address locks only that address out for that user,
+and one spraying many names from one address locks only that address out; the victim still logs in from
+anywhere else. Guessing from many addresses at once only slows the victim's logins down (by at most
+``max_delay``), it never refuses them.
+
+Every attempt counts when it starts (a challenge request that is never answered counts too); a success
+takes its own attempt back and clears the (authid, address) count.
+
+Memory is bounded in bytes: a key is a 16-byte BLAKE2b digest (whatever the authid's length), a value one
+float (the time its count drains to zero), and each table holds at most ``max_entries`` keys (the least
+recently updated go first). Drained entries are removed when looked at, and from the old end of each table
+on every update, so nothing stale outlives its table's drain time by more than that.
+
+Pure logic with an injected clock.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import hashlib
+import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LoginThrottle", "ThrottleLimits"]
+__all__ = ["Admission", "LoginThrottle", "ThrottleLimits"]
+
+_EPSILON = 1e-9
+
+#: The first delay once ``delay_after`` is exceeded; each further attempt doubles it.
+BASE_DELAY = 0.25
 
 
 @dataclass(frozen=True)
 class ThrottleLimits:
-    """Failures allowed within ``window`` seconds, per authid and per peer address."""
+    """The ``throttle`` section of the config (defaults: see ``config/switchboard.schema.json``)."""
 
     per_authid: int = 5
     per_peer: int = 50
     window: float = 60.0
+    delay_after: int = 10
+    max_delay: float = 8.0
+    max_entries: int = 50_000
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The throttle's answer for one attempt: refuse it, and how long to wait before answering."""
+
+    refused: bool
+    delay: float
+
+
+class _DrainingCounts:
+    """Counts per 16-byte key that drain at ``limit / window`` per second, capped at ``cap``."""
+
+    def __init__(self, limit: int, window: float, cap: float, max_entries: int) -> None:
+        self._rate = limit / window
+        self._cap = cap
+        self._max_entries = max_entries
+        #: key -> the time its count reaches zero; ordered from least to most recently updated.
+        self._empty_at: OrderedDict[bytes, float] = OrderedDict()
+
+    def count(self, key: bytes, now: float) -> float:
+        empty_at = self._empty_at.get(key)
+        if empty_at is None:
+            return 0.0
+        if empty_at <= now:
+            del self._empty_at[key]
+            return 0.0
+        return (empty_at - now) * self._rate
+
+    def add(self, key: bytes, now: float, amount: float) -> None:
+        count = min(self._cap, max(0.0, self.count(key, now) + amount))
+        self._empty_at.pop(key, None)
+        if count > 0:
+            self._empty_at[key] = now + count / self._rate
+        self._prune(now)
+
+    def clear(self, key: bytes) -> None:
+        self._empty_at.pop(key, None)
+
+    def _prune(self, now: float) -> None:
+        table = self._empty_at
+        while len(table) > self._max_entries:
+            table.popitem(last=False)
+        while table:
+            key, empty_at = next(iter(table.items()))
+            if empty_at > now:
+                break
+            del table[key]
+
+    def keys(self) -> list[bytes]:
+        return list(self._empty_at)
 
 
 class LoginThrottle:
-    """Counts recent failures per key; at most ``max_keys`` keys are tracked (oldest forgotten first)."""
+    """The three counts of the module docstring, keyed by BLAKE2b digests (never by the authid itself)."""
 
-    def __init__(self, clock: Callable[[], float], limits: ThrottleLimits, max_keys: int = 100_000) -> None:
+    def __init__(self, clock: Callable[[], float], limits: ThrottleLimits) -> None:
         self._clock = clock
         self._limits = limits
-        self._max_keys = max_keys
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        n, window = limits.max_entries, limits.window
+        self._pairs = _DrainingCounts(limits.per_authid, window, limits.per_authid, n)
+        self._peers = _DrainingCounts(limits.per_peer, window, limits.per_peer, n)
+        # Room for the delay to reach max_delay (and a few attempts more) before the count stops growing.
+        doublings = int(limits.max_delay / BASE_DELAY).bit_length()
+        self._authids = _DrainingCounts(limits.delay_after, window, limits.delay_after + doublings + 2, n)
 
-    def blocked(self, realm: str, authid: str | None, peer: str | None) -> bool:
-        """Whether a login attempt for ``authid`` from ``peer`` must be refused now."""
+    def admit(self, realm: str, authid: str | None, peer: str | None) -> Admission:
+        """Whether an attempt for ``authid`` from ``peer`` is refused now, and the delay it gets."""
         now = self._clock()
-        if authid is not None and self._count(_authid_key(realm, authid), now) >= self._limits.per_authid:
-            return True
-        return peer is not None and self._count(_peer_key(peer), now) >= self._limits.per_peer
-
-    def failed(self, realm: str, authid: str | None, peer: str | None) -> None:
-        """Record a failed attempt."""
-        now = self._clock()
+        refused = peer is not None and _full(self._peers.count(_key("peer", peer), now), self._limits.per_peer)
+        delay = 0.0
         if authid is not None:
-            self._record(_authid_key(realm, authid), now)
+            pair = _key("pair", realm, authid, peer or "")
+            refused = refused or _full(self._pairs.count(pair, now), self._limits.per_authid)
+            recent = math.ceil(self._authids.count(_key("authid", realm, authid), now) - _EPSILON)
+            excess = recent - self._limits.delay_after
+            if excess >= 0:
+                delay = min(self._limits.max_delay, BASE_DELAY * 2.0**excess)
+        return Admission(refused, delay)
+
+    def attempted(self, realm: str, authid: str | None, peer: str | None) -> None:
+        """Count an attempt as a failure until :meth:`succeeded` takes it back."""
+        now = self._clock()
         if peer is not None:
-            self._record(_peer_key(peer), now)
-
-    def succeeded(self, realm: str, authid: str | None) -> None:
-        """Forget the failures of ``authid``."""
+            self._peers.add(_key("peer", peer), now, 1)
         if authid is not None:
-            self._failures.pop(_authid_key(realm, authid), None)
+            self._pairs.add(_key("pair", realm, authid, peer or ""), now, 1)
+            self._authids.add(_key("authid", realm, authid), now, 1)
 
-    def _count(self, key: str, now: float) -> int:
-        times = self._failures.get(key)
-        if times is None:
-            return 0
-        horizon = now - self._limits.window
-        while times and times[0] <= horizon:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return 0
-        return len(times)
+    def succeeded(self, realm: str, authid: str | None, peer: str | None) -> None:
+        """Take back the attempt that succeeded; forget the failures of ``authid`` from ``peer``."""
+        now = self._clock()
+        if peer is not None:
+            self._peers.add(_key("peer", peer), now, -1)
+        if authid is not None:
+            self._pairs.clear(_key("pair", realm, authid, peer or ""))
+            self._authids.add(_key("authid", realm, authid), now, -1)
 
-    def _record(self, key: str, now: float) -> None:
-        self._count(key, now)  # prune what has expired
-        times = self._failures.setdefault(key, deque())
-        times.append(now)
-        self._failures.move_to_end(key)
-        while len(self._failures) > self._max_keys:
-            self._failures.popitem(last=False)
+    def held_keys(self) -> list[bytes]:
+        """Every key held (for tests and diagnostics): each is a 16-byte digest."""
+        return self._pairs.keys() + self._peers.keys() + self._authids.keys()
 
 
-def _authid_key(realm: str, authid: str) -> str:
-    return f"authid\0{realm}\0{authid}"
+def _full(count: float, limit: int) -> bool:
+    """Whether one more attempt would take ``count`` over ``limit`` (a count drains continuously)."""
+    return count > limit - 1 + _EPSILON
 
 
-def _peer_key(peer: str) -> str:
-    return f"peer\0{peer}"
-
-
-def peer_host(peer: object) -> str | None:
-    """The address part of a Crossbar peer string (``tcp4:1.2.3.4:5678`` -> ``1.2.3.4``)."""
-    if not isinstance(peer, str):
-        return None
-    kind, _, rest = peer.partition(":")
-    if kind in ("tcp4", "tcp6"):
-        host, _, _port = rest.rpartition(":")
-        return host or None
-    return peer  # unix sockets and others: the whole string
+def _key(kind: str, *parts: str) -> bytes:
+    digest = hashlib.blake2b(kind.encode(), digest_size=16, person=b"sb-throttle")
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.digest()

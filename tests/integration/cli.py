@@ -33,9 +33,9 @@ class RunningCommand:
     (process titles and environments are rewritten by Crossbar, working directories are not).
     """
 
-    def __init__(self, *args: str, cwd: Path) -> None:
+    def __init__(self, *args: str, cwd: Path, umask: int = -1) -> None:
         self.cwd = cwd.resolve()
-        self._pending = b""
+        self._pending: dict[int, bytes] = {}
         self.proc = subprocess.Popen(
             [SWITCHBOARD, "run", *args],
             stdout=subprocess.PIPE,
@@ -43,6 +43,7 @@ class RunningCommand:
             stdin=subprocess.DEVNULL,
             text=True,
             cwd=self.cwd,
+            umask=umask,
         )
 
     def read_line(self, timeout: float = 90) -> str:
@@ -51,17 +52,26 @@ class RunningCommand:
         Reads the raw pipe (not Python's buffered reader), so select() sees every byte not yet consumed.
         """
         assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self._pending:
+        return self._read_line(self.proc.stdout.fileno(), timeout)
+
+    def read_err_line(self, timeout: float = 90) -> str:
+        """The next stderr line, like :meth:`read_line`. What it reads is no longer in :meth:`wait`'s answer."""
+        assert self.proc.stderr is not None
+        return self._read_line(self.proc.stderr.fileno(), timeout)
+
+    def _read_line(self, fd: int, timeout: float) -> str:
+        pending = self._pending.get(fd, b"")
+        while b"\n" not in pending:
             ready, _, _ = select.select([fd], [], [], timeout)
             if not ready:
+                self._pending[fd] = pending
                 raise TimeoutError(f"no output within {timeout} s")
             chunk = os.read(fd, 65536)
             if not chunk:
-                line, self._pending = self._pending, b""
-                return line.decode()
-            self._pending += chunk
-        line, _, self._pending = self._pending.partition(b"\n")
+                self._pending[fd] = b""
+                return pending.decode()
+            pending += chunk
+        line, _, self._pending[fd] = pending.partition(b"\n")
         return line.decode() + "\n"
 
     def wait(self, timeout: float = 60) -> tuple[int, str]:

@@ -89,6 +89,19 @@ async def test_role_changes_apply_to_open_sessions_without_restart(reactor: Any,
         ),
         ("role.set", ("r3x", {"colour": 1}), {}, "switchboard.admin.role.set: /definition: Additional properties"),
         ("role.remove", ("user",), {}, "switchboard.admin.role.remove: role 'user' is inherited by admin, muted"),
+        (
+            "role.set",
+            ("trusted", INFO_ONLY),
+            {},
+            "switchboard.admin.role.set: name: 'trusted' is a role reserved by the router",
+        ),
+        ("role.remove", ("trusted",), {}, "switchboard.admin.role.remove: 'trusted' is a role reserved by the router"),
+        (
+            "user.add",
+            ("someone", "trusted"),
+            {},
+            "switchboard.admin.user.add: role: 'trusted' is a role reserved by the router",
+        ),
         ("role.get", ("ghost",), {}, "switchboard.admin.role.get: no role 'ghost'"),
         ("user.add", ("someone", "ghost_role"), {}, "switchboard.admin.user.add: role: no role 'ghost_role'"),
         ("user.add", ("someone", "user"), {"password": "short"}, "switchboard.admin.user.add: password too short"),
@@ -151,3 +164,33 @@ async def test_admin_disables_a_user_and_removes_a_role(reactor: Any, auth_node:
         users = {u["authid"]: u for u in await a.call(ADMIN + "user.list")}
         assert users[target.authid]["enabled"] is False
         assert set(users[target.authid]) == {"authid", "role", "enabled", "methods", "keys"}  # no secrets
+
+
+@pytest_twisted.ensureDeferred
+async def test_reserved_roles_are_refused_with_nothing_stored(reactor: Any, auth_node: Any) -> None:
+    """role.set("trusted") and user.add/user.set_role with role "trusted" are invalid_argument and leave the
+    store untouched: no stored role (which used to break the admin API at the next start) and no user who
+    could log in as Crossbar's trusted role (which may register and publish under wamp.*)."""
+    from router.store import UnknownUser, UserStore
+
+    admin = add_user(auth_node, role="admin")
+    target = add_user(auth_node)
+    newcomer = f"n_{uuid.uuid4().hex[:8]}"
+    async with admin_session(reactor, auth_node, admin) as a:
+        for call in (
+            a.call(ADMIN + "role.set", "trusted", INFO_ONLY),
+            a.call(ADMIN + "user.add", newcomer, "trusted", password="newcomer-password-1"),
+            a.call(ADMIN + "user.set_role", target.authid, "trusted"),
+        ):
+            error, message = await error_of(call)
+            assert error == uris.INVALID_ARGUMENT
+            assert "'trusted' is a role reserved by the router" in message
+        assert "trusted" not in await a.call(ADMIN + "role.list")
+    store = UserStore(auth_node.store_path)
+    try:
+        assert "trusted" not in store.role_definitions("demo")
+        assert store.get_user("demo", target.authid).role == "user"
+        with pytest.raises(UnknownUser):
+            store.get_user("demo", newcomer)
+    finally:
+        store.close()

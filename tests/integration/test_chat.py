@@ -90,7 +90,10 @@ INVALID_CALLS = [
     pytest.param(uris.CHAT_HISTORY, ("lobby", True), {}, "limit: must be an integer, not bool", id="hist-bool"),
     pytest.param(uris.CHAT_HISTORY, ("Lobby",), {}, "room: must match", id="hist-room"),
     pytest.param(uris.CHAT_HISTORY, (), {}, "missing a required argument: 'room'", id="hist-missing"),
-    pytest.param(uris.CHAT_ROOMS, (1,), {}, "too many positional arguments", id="rooms-extra"),
+    pytest.param(uris.CHAT_ROOMS, (1, None, 3), {}, "too many positional arguments", id="rooms-extra"),
+    pytest.param(uris.CHAT_ROOMS, (0,), {}, "limit: must be between 1 and 1000", id="rooms-limit-0"),
+    pytest.param(uris.CHAT_ROOMS, (1001,), {}, "limit: must be between 1 and 1000", id="rooms-limit-1001"),
+    pytest.param(uris.CHAT_ROOMS, (), {"after": 5}, "after: must be a string or null, not int", id="rooms-after"),
     pytest.param(uris.SYS_INFO, (), {"x": 1}, "unexpected keyword", id="info-unknown-kw"),
 ]
 

@@ -203,13 +203,29 @@ def test_run_component_failing_at_start_stops_everything(tmp_path: Path, command
     assert run.processes() == []
 
 
-def test_run_locks_down_the_data_directory(tmp_path: Path, command: list[RunningCommand]) -> None:
-    """The data directory (control socket, user store) is made owner-only even if it existed before."""
+def test_run_keeps_the_mode_of_an_existing_data_directory(tmp_path: Path, command: list[RunningCommand]) -> None:
+    """An existing data directory keeps its mode (it may be shared on purpose: never chmod it); `run` warns
+    in one line when it is open to others. (Issue 9 changed this test: `run` used to chmod it to 0700.)"""
     data = tmp_path / "data"
-    data.mkdir(mode=0o755)
+    data.mkdir()
+    data.chmod(0o755)
     with occupied_port() as port:  # fail fast, after the directory is prepared
         run = RunningCommand("--config", str(DEMO_CONFIG), "--port", str(port), "--data-dir", "data", cwd=tmp_path)
         command.append(run)
-        code, _ = run.wait()
+        code, err = run.wait()
     assert code == 1
-    assert data.stat().st_mode & 0o777 == 0o700
+    assert data.stat().st_mode & 0o777 == 0o755
+    assert err.splitlines()[0] == (
+        f"warning: data directory {data.resolve()} is accessible to other users (mode 0755); "
+        "its files are owner-only, but consider chmod 700"
+    )
+    assert (data / ".crossbar").stat().st_mode & 0o777 == 0o700  # where the control socket lives
+
+
+def test_check_refuses_a_reserved_role_name(tmp_path: Path) -> None:
+    """A role named `trusted` (Crossbar's own, which may use wamp.*) is refused by check: exit 2, one line."""
+    doc = demo_document()
+    doc["realms"][0]["roles"]["trusted"] = {"allow": []}
+    result = switchboard("check", "--config", str(write_config(tmp_path, doc)))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == "/realms/0/roles/trusted: 'trusted' is a role reserved by the router"

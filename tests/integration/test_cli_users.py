@@ -11,6 +11,7 @@ import pytest_twisted
 from nacl.signing import SigningKey
 from twisted.internet import threads
 
+from router.store import AUTHID_PATTERN
 from router.testing import JoinRefused, session, wait
 from tests.conftest import DEMO_CONFIG
 from tests.integration.cli import SWITCHBOARD
@@ -83,13 +84,19 @@ def test_user_and_key_round_trip(tmp_path: Path) -> None:
         (
             ("user", "add", "bad id", "--role", "user", "--no-password"),
             None,
-            "error: invalid authid 'bad id': must match ^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$",
+            f"error: invalid authid 'bad id': must match {AUTHID_PATTERN.pattern}",
         ),
         (
             ("user", "add", "dup", "--role", "user", "--no-password"),
             None,
             "error: user 'dup' already exists in realm 'demo'",
         ),
+        (
+            ("user", "add", "x1", "--role", "trusted", "--no-password"),
+            None,
+            "error: 'trusted' is a role reserved by the router",
+        ),
+        (("user", "set-role", "dup", "trusted"), None, "error: 'trusted' is a role reserved by the router"),
         (("user", "remove", "ghost"), None, "error: no user 'ghost' in realm 'demo'"),
         (("user", "disable", "ghost"), None, "error: no user 'ghost' in realm 'demo'"),
         (
@@ -108,13 +115,15 @@ def test_user_and_key_round_trip(tmp_path: Path) -> None:
 def test_bad_input_exits_2_with_one_clear_line(
     tmp_path: Path, args: tuple[str, ...], stdin: str | None, message: str
 ) -> None:
-    """Every store command refuses bad input with exit code 2 and one line saying why."""
+    """Every store command refuses bad input with exit code 2 and one line saying why, and stores nothing."""
     d = tmp_path / "data"
     assert sb(d, "user", "add", "dup", "--role", "user", "--no-password").returncode == 0
+    before = sb(d, "user", "list").stdout
     result = sb(d, *args, stdin=stdin)
     assert result.returncode == 2
     assert result.stderr.strip() == message
     assert "Traceback" not in result.stderr
+    assert sb(d, "user", "list").stdout == before
 
 
 @pytest_twisted.ensureDeferred

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from router.auth.service import THROTTLED, Authenticator
@@ -21,9 +22,9 @@ CREDS = password_credentials("correct horse battery staple")
 class FakeStore:
     """Counts credential look-ups so tests can tell whether a KDF could have run."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, role: str = "user") -> None:
         self.lookups = 0
-        self.user = User("demo", "alice", "user", enabled)
+        self.user = User("demo", "alice", role, enabled)
 
     def credential(self, realm: str, authid: str, method: str) -> tuple[User, dict[str, Any]] | None:
         self.lookups += 1
@@ -46,25 +47,40 @@ class InlinePool:
             onResult(True, result)
 
 
-class InlineReactor:
-    """The one reactor method deferToThreadPool uses, run at once."""
+class InlineReactor(Clock):
+    """A task.Clock that also runs deferToThreadPool's callbacks at once."""
 
     def callFromThread(self, f: Any, *args: Any) -> None:
         f(*args)
 
 
-def authenticator(store: FakeStore, clock: Clock) -> Authenticator:
-    throttle = LoginThrottle(clock.seconds, ThrottleLimits(per_authid=2, per_peer=100, window=60))
-    return Authenticator(InlineReactor(), store, throttle, InlinePool())  # type: ignore[arg-type]
+SECRET = b"s" * 32
+
+
+def authenticator(store: FakeStore, clock: InlineReactor, **limits: Any) -> Authenticator:
+    defaults: dict[str, Any] = {"per_authid": 2, "per_peer": 100, "window": 60}
+    throttle = LoginThrottle(clock.seconds, ThrottleLimits(**{**defaults, **limits}))
+    return Authenticator(clock, store, throttle, InlinePool(), SECRET)  # type: ignore[arg-type]
 
 
 PEER = {"transport": {"peer": "tcp4:10.0.0.1:4000"}}
+TRANSPORT = PEER["transport"]
+
+
+async def settled(d: Any, clock: Clock, step: float = 0.01, limit: float = 30.0) -> Any:
+    """Advance ``clock`` until the Deferred ``d`` fires (bounded); return its result (or raise)."""
+    waited = 0.0
+    while not d.called and waited < limit:
+        clock.advance(step)
+        waited += step
+    assert d.called, "still waiting after the clock advanced 30 s"
+    return await d
 
 
 @pytest_twisted.ensureDeferred
 async def test_ticket_accepts_the_password_and_refuses_others() -> None:
     """A right ticket yields the user's authid and role; wrong, unknown and disabled all raise the same."""
-    clock = Clock()
+    clock = InlineReactor()
     auth = authenticator(FakeStore(), clock)
     assert await auth.ticket("demo", "alice", {**PEER, "ticket": "correct horse battery staple"}) == {
         "authid": "alice",
@@ -83,26 +99,131 @@ async def test_ticket_accepts_the_password_and_refuses_others() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_throttled_attempts_never_reach_the_store() -> None:
-    """Once throttled, a login is refused before any look-up (so before any KDF), until the window passes."""
-    clock = Clock()
+async def test_throttled_tickets_never_reach_the_store_but_wait_like_a_verification() -> None:
+    """Once throttled, a ticket login is refused before any look-up (so before any KDF), after waiting about
+    as long as a real verification (measured on the clock), until the window passes."""
+    clock = InlineReactor()
     store = FakeStore()
     auth = authenticator(store, clock)
-    auth.verdict("demo", "alice", "tcp4:10.0.0.1:4000", ok=False)
-    auth.verdict("demo", "alice", "tcp4:10.0.0.1:4000", ok=False)
-    for method in (auth.ticket, auth.wampcra, auth.scram):
-        with pytest.raises(ApplicationError) as caught:
-            await method("demo", "alice", {**PEER, "ticket": "correct horse battery staple"})
-        assert caught.value.args == (THROTTLED,)
-    assert store.lookups == 0
+    auth.throttle.attempted("demo", "alice", "10.0.0.1")
+    auth.throttle.attempted("demo", "alice", "10.0.0.1")
+    lookups = store.lookups
+    started = clock.seconds()
+    attempt = defer.ensureDeferred(auth.ticket("demo", "alice", {**PEER, "ticket": "correct horse battery staple"}))
+    with pytest.raises(ApplicationError) as caught:
+        await settled(attempt, clock, step=0.001)
+    assert caught.value.args == (THROTTLED,)
+    assert store.lookups == lookups
+    assert 0.8 * auth.verification_time <= clock.seconds() - started <= 1.2 * auth.verification_time + 0.002
     clock.advance(61)
     assert (await auth.ticket("demo", "alice", {**PEER, "ticket": "correct horse battery staple"}))["authid"] == "alice"
 
 
 @pytest_twisted.ensureDeferred
+async def test_throttled_challenges_are_the_users_own_but_refused() -> None:
+    """A throttled wampcra/scram attempt gets the user's real salt (nothing shows the throttle) marked as
+    a decoy, so the adapter refuses whatever the client signs."""
+    clock = InlineReactor()
+    auth = authenticator(FakeStore(), clock)
+    free = await auth.wampcra("demo", "alice", PEER)
+    await auth.wampcra("demo", "alice", PEER)  # never answered: counts as a failure
+    throttled = await auth.wampcra("demo", "alice", PEER)
+    assert DECOY not in free
+    assert throttled[DECOY] is True
+    assert throttled["salt"] == free["salt"] == CREDS["wampcra"]["salt"]
+    scram = await auth.scram("demo", "alice", PEER)
+    assert (scram[DECOY], scram["salt"]) == (True, CREDS["scram"]["salt"])
+    assert (await auth.wampcra("demo", "alice", {"transport": {"peer": "tcp4:10.0.0.2:1"}})).get(DECOY) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_challenge_requests_count_and_a_success_takes_its_own_back() -> None:
+    """Each challenge counts toward the throttle; a success (the adapter's verdict) takes it back."""
+    clock = InlineReactor()
+    auth = authenticator(FakeStore(), clock)
+    for _ in range(5):
+        await auth.scram("demo", "alice", PEER)
+        auth.verdict("demo", "alice", "scram", TRANSPORT, ok=True)
+    assert not auth.throttle.admit("demo", "alice", "10.0.0.1").refused
+    await auth.scram("demo", "alice", PEER)
+    auth.verdict("demo", "alice", "scram", TRANSPORT, ok=False)
+    await auth.scram("demo", "alice", PEER)
+    assert auth.throttle.admit("demo", "alice", "10.0.0.1").refused
+
+
+@pytest_twisted.ensureDeferred
+async def test_decoys_are_the_same_for_the_same_authid_and_differ_between_authids() -> None:
+    """Asking twice for an unknown user's WAMP-CRA or SCRAM parameters gives the same answer, as for a real
+    user; two unknown users get different salts; all look like real ones (same keys, same parameters)."""
+    clock = InlineReactor()
+    auth = authenticator(FakeStore(), clock, per_authid=100)
+    for method in (auth.wampcra, auth.scram):
+        first, again, other = [await method("demo", authid, PEER) for authid in ("bob", "bob", "carol")]
+        real = await method("demo", "alice", PEER)
+        assert first == again
+        assert first["salt"] != other["salt"]
+        assert len(first["salt"]) == len(real["salt"])
+        assert set(first) - {DECOY} == set(real)
+        public = ("iterations", "keylen") if method == auth.wampcra else ("kdf", "iterations", "memory")
+        assert [first[k] for k in public] == [real[k] for k in public]
+    other_node = Authenticator(clock, FakeStore(), auth.throttle, InlinePool(), b"t" * 32)  # type: ignore[arg-type]
+    assert (await other_node.wampcra("demo", "bob", PEER))["salt"] != (await auth.wampcra("demo", "bob", PEER))["salt"]
+
+
+@pytest.mark.parametrize(
+    "authid",
+    ["alice\n", "x" * 1_000_000, "", "-alice", "al ice"],
+    ids=["trailing-newline", "1MB", "empty", "leading-dash", "space"],
+)
+@pytest_twisted.ensureDeferred
+async def test_impossible_authids_are_refused_without_the_store_or_a_throttle_key(authid: str) -> None:
+    """An authid the store could never hold is refused (ticket) or gets a decoy (challenge methods) without
+    a store look-up; only its address is counted, under one 16-byte key."""
+    clock = InlineReactor()
+    store = FakeStore()
+    auth = authenticator(store, clock)
+    attempt = defer.ensureDeferred(auth.ticket("demo", authid, {**PEER, "ticket": "correct horse battery staple"}))
+    with pytest.raises(ApplicationError):
+        await settled(attempt, clock)
+    assert (await auth.wampcra("demo", authid, PEER))[DECOY] is True
+    assert (await auth.scram("demo", authid, PEER))[DECOY] is True
+    assert (await auth.cryptosign("demo", authid, {**PEER, "authextra": {"pubkey": "11" * 32}}))[DECOY] is True
+    assert store.lookups == 0
+    assert [len(k) for k in auth.throttle.held_keys()] == [16]  # the address's count, nothing keyed by the authid
+
+
+def test_failed_logins_are_logged_escaped_and_truncated() -> None:
+    """A failure logs realm, method, client address and at most 64 escaped characters of the authid."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        auth = authenticator(FakeStore(), InlineReactor())
+        auth.verdict("demo", "evil\nname" + "z" * 1000, "wampcra", TRANSPORT, ok=False)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    (event,) = [e for e in events if e.get("log_format", "").startswith("login failed")]
+    assert (event["realm"], event["method"], event["peer"]) == ("demo", "wampcra", "10.0.0.1")
+    assert event["authid"] == "evil\\nname" + "z" * 55 + "..."
+
+
+def test_the_client_address_comes_from_a_trusted_proxy_only() -> None:
+    """X-Forwarded-For names the client only when the connection comes from a trusted proxy."""
+    from router.peers import networks
+
+    clock = InlineReactor()
+    throttle = LoginThrottle(clock.seconds, ThrottleLimits())
+    auth = Authenticator(clock, FakeStore(), throttle, InlinePool(), SECRET, networks(["127.0.0.1"]))  # type: ignore[arg-type]
+    headers = {"x-forwarded-for": "203.0.113.7"}
+    assert auth.address({"peer": "tcp4:127.0.0.1:5000", "http_headers_received": headers}) == "203.0.113.7"
+    assert auth.address({"peer": "tcp4:10.9.9.9:5000", "http_headers_received": headers}) == "10.9.9.9"
+
+
+@pytest_twisted.ensureDeferred
 async def test_challenge_methods_give_decoys_for_unknown_or_disabled_users() -> None:
     """wampcra/scram/cryptosign return a decoy principal (random keys) instead of revealing absence."""
-    clock = Clock()
+    clock = InlineReactor()
     real = await authenticator(FakeStore(), clock).wampcra("demo", "alice", PEER)
     assert real["secret"] == CREDS["wampcra"]["key"]
     assert real[DERIVED] is True
@@ -119,8 +240,22 @@ async def test_challenge_methods_give_decoys_for_unknown_or_disabled_users() -> 
 @pytest_twisted.ensureDeferred
 async def test_cryptosign_finds_the_owner_and_checks_a_given_authid() -> None:
     """The key's owner is the authid; a different authid with that key gets a decoy."""
-    clock = Clock()
+    clock = InlineReactor()
     auth = authenticator(FakeStore(), clock)
     extra = {**PEER, "authextra": {"pubkey": "11" * 32}}
     assert await auth.cryptosign("demo", None, extra) == {"authid": "alice", "role": "user", "pubkey": "11" * 32}
     assert (await auth.cryptosign("demo", "mallory", extra))[DECOY] is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stored_user_with_a_reserved_role_cannot_log_in() -> None:
+    """A user stored with role ``trusted`` (possible before such roles were refused) gets no session at all:
+    the right ticket is refused, and challenge methods get a decoy that no answer satisfies."""
+    clock = InlineReactor()
+    store = FakeStore(role="trusted")
+    with pytest.raises(ApplicationError) as caught:
+        await authenticator(store, clock).ticket("demo", "alice", {**PEER, "ticket": "correct horse battery staple"})
+    assert caught.value.error == "wamp.error.not_authorized"
+    principal = await authenticator(store, clock).wampcra("demo", "alice", {**PEER})
+    assert principal[DECOY] is True
+    assert principal["role"] != "trusted"

@@ -59,7 +59,18 @@ def test_store_methods_become_function_authenticators_sharing_one_config() -> No
     """ticket, wampcra and cryptosign are in-process function authenticators reading the store."""
     (worker,) = demo_node_config()["workers"]
     auth = worker["transports"][0]["paths"]["ws"]["auth"]
-    expected_config = {"store": STORE, "throttle": {"per_authid": 5, "per_peer": 50, "window": 60}}
+    expected_config = {
+        "store": STORE,
+        "throttle": {
+            "per_authid": 5,
+            "per_peer": 50,
+            "window": 60,
+            "delay_after": 10,
+            "max_delay": 8,
+            "max_entries": 50000,
+        },
+        "trusted_proxies": [],
+    }
     assert auth["anonymous"] == {"type": "static", "role": "anonymous"}
     for method in ("ticket", "wampcra", "cryptosign"):
         assert auth[method] == {
@@ -68,7 +79,7 @@ def test_store_methods_become_function_authenticators_sharing_one_config() -> No
             "config": expected_config,
         }
     assert "scram" not in auth
-    assert worker["components"][0]["extra"] == {"auth": expected_config}
+    assert worker["components"][0]["extra"]["auth"] == expected_config
 
 
 def test_no_authenticator_without_store_methods(tmp_path: Path) -> None:
@@ -79,7 +90,7 @@ def test_no_authenticator_without_store_methods(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET, store_path=STORE)
     bootstrap, admin, *components = compiled["workers"][0]["components"]
-    assert (bootstrap["classname"], bootstrap["extra"]) == ("router.worker.WorkerBootstrap", {"auth": None})
+    assert (bootstrap["classname"], bootstrap["extra"]["auth"]) == ("router.worker.WorkerBootstrap", None)
     assert admin["classname"] == "router.admin.AdminComponent"
     assert [c["classname"] for c in components] == [
         "components.chat.ChatComponent",

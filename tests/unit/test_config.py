@@ -63,7 +63,8 @@ def test_with_port_overrides_the_main_transport() -> None:
         (lambda d: d["realms"][0].__setitem__("colour", 1), "/realms/0/colour: unknown key (allowed: name, roles)"),
         (
             lambda d: d.__setitem__("extra", 1),
-            "/extra: unknown key (allowed: $schema, components, listen, pythonpath, realms, throttle)",
+            "/extra: unknown key (allowed: $schema, components, limits, listen, pythonpath, realms, throttle, "
+            "trusted_proxies)",
         ),
         (lambda d: d["listen"][0].__delitem__("name"), "/listen/0/name: is required"),
         (lambda d: d.__delitem__("realms"), "/realms: is required"),
@@ -241,3 +242,37 @@ def test_inheritance_and_deny_errors(roles: dict[str, Any], expected: str) -> No
     doc = demo()
     doc["realms"][0]["roles"].update(roles)
     assert expected in problems_of(doc)
+
+
+def test_limits_and_trusted_proxies_default_and_override() -> None:
+    """Every limit has its schema default; given values and trusted proxies reach the model."""
+    config = parse_config(demo(), base_dir=Path("/cfg"))
+    assert (config.limits.max_nesting, config.limits.http_timeout, config.trusted_proxies) == (64, 10, ())
+    doc = demo()
+    doc["limits"] = {"max_pending_calls": 3, "call_timeout": 2.5}
+    doc["trusted_proxies"] = ["127.0.0.1", "10.0.0.0/8"]
+    config = parse_config(doc, base_dir=Path("/cfg"))
+    assert (config.limits.max_pending_calls, config.limits.call_timeout) == (3, 2.5)
+    assert config.limits.authorization_cache == 10000
+    assert config.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d.__setitem__("trusted_proxies", ["10.0.0.0/8", "proxy.example"]),
+            "/trusted_proxies/1: 'proxy.example' is not an IP address or network (e.g. 10.0.0.0/8)",
+        ),
+        (
+            lambda d: d.__setitem__("limits", {"max_send_buffer": 65536}),
+            "/limits/max_send_buffer: 65536 is less than /listen/0/max_message_size (1048576): one message must fit",
+        ),
+        (lambda d: d.__setitem__("limits", {"max_nesting": 2}), "/limits/max_nesting: 2 is less than the minimum of 8"),
+    ],
+)
+def test_limit_errors_point_at_the_key(mutate: Any, expected: str) -> None:
+    """Bad limits and proxy entries are reported at their own key."""
+    doc = demo()
+    mutate(doc)
+    assert problems_of(doc) == [expected]

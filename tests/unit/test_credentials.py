@@ -11,6 +11,8 @@ from autobahn.wamp import auth as wamp_auth
 from router.credentials import (
     PASSWORD_METHODS,
     check_password,
+    decoy_scram,
+    decoy_wampcra,
     password_credentials,
     scram_credential,
     verify_ticket,
@@ -66,3 +68,17 @@ def test_weak_passwords_are_refused(weak: str) -> None:
     """Passwords under 8 characters are not stored."""
     with pytest.raises(ValueError, match="password too short"):
         check_password(weak)
+
+
+def test_decoys_are_fixed_per_authid_and_look_like_real_credentials() -> None:
+    """A decoy is the same for the same (secret, realm, authid), differs when any of them differs, and has
+    the shape and default parameters of a real verifier."""
+    secret = b"k" * 32
+    for decoy, real in ((decoy_wampcra, wampcra_credential(PASSWORD)), (decoy_scram, scram_credential(PASSWORD))):
+        first = decoy(secret, "demo", "bob")
+        assert decoy(secret, "demo", "bob") == first
+        others = [decoy(secret, "demo", "carol"), decoy(secret, "other", "bob"), decoy(b"j" * 32, "demo", "bob")]
+        assert all(o["salt"] != first["salt"] for o in others)
+        assert set(first) == set(real)
+        assert {k: len(str(v)) for k, v in first.items()} == {k: len(str(v)) for k, v in real.items()}
+        assert [v for k, v in first.items() if isinstance(v, int)] == [v for k, v in real.items() if isinstance(v, int)]

@@ -315,3 +315,20 @@ def test_rebound_helpers_only_feed_log_calls() -> None:
                     up = parents.get(up)
                 outside.append(f"{module_name}:{'.'.join(scope)} {node.func.id}")
     assert outside == ["autobahn.websocket.protocol:Timings.__str__ pformat"]
+
+
+@pytest.mark.parametrize("inner", [b"", b"12345678901234567890"])
+def test_nesting_beyond_orjson_never_reaches_the_recursive_parser(
+    inner: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message nested deeper than orjson's 1024 levels (with or without a number orjson cannot read) is a
+    ValueError, without autobahn's recursive parser running; shallower ones still reach it."""
+
+    def recursive_parser(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("autobahn's recursive parser was called")
+
+    monkeypatch.setattr(autobahn_serializer, "_loads", recursive_parser)
+    with pytest.raises(ValueError, match="nested deeper than 1024"):
+        speedups.loads(b"[" * 60000 + inner + b"]" * 60000)
+    with pytest.raises(AssertionError, match="recursive parser was called"):
+        speedups.loads(b"[" * 3 + b"12345678901234567890" + b"]" * 3)

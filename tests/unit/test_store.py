@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from router.store import MIGRATIONS, DuplicateKey, DuplicateUser, StoreError, UnknownKey, UnknownUser, UserStore
+from router.store import (
+    MIGRATIONS,
+    DuplicateKey,
+    DuplicateUser,
+    StoreError,
+    UnknownKey,
+    UnknownUser,
+    UserStore,
+    valid_authid,
+)
 
 KEY = "ab" * 32
 
@@ -71,6 +80,7 @@ def test_keys_belong_to_users_and_go_with_them(tmp_path: Path) -> None:
     [
         (lambda s: s.add_user("demo", "alice", "user", {}), DuplicateUser),
         (lambda s: s.add_user("demo", "has space", "user", {}), StoreError),
+        (lambda s: s.add_user("demo", "bob\n", "user", {}), StoreError),
         (lambda s: s.remove_user("demo", "ghost"), UnknownUser),
         (lambda s: s.set_role("demo", "ghost", "user"), UnknownUser),
         (lambda s: s.set_enabled("demo", "ghost", True), UnknownUser),
@@ -107,3 +117,28 @@ def test_migrating_a_version_1_store_keeps_its_users(tmp_path: Path) -> None:
     s.set_role_definition("demo", "extra", {"allow": []})
     s.set_role_definition("demo", "gone", None)
     assert s.role_definitions("demo") == {"extra": {"allow": []}, "gone": None}
+
+
+@pytest.mark.parametrize(
+    ("authid", "valid"),
+    [
+        ("alice", True),
+        ("a", True),
+        ("alice.b-c_d+e@example.com", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("alice\n", False),
+        ("alice\nbob", False),
+        ("\nalice", False),
+        ("", False),
+        ("-alice", False),
+        ("al ice", False),
+        ("alïce", False),
+        (None, False),
+        (42, False),
+    ],
+)
+def test_authids_are_matched_whole(authid: object, valid: bool) -> None:
+    """Hand-written table: an authid is 1-128 ASCII characters of the allowed set, nothing after it (a
+    trailing newline included), nothing but a string."""
+    assert valid_authid(authid) is valid

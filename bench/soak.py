@@ -1,0 +1,324 @@
+"""
+Soak: what each attack class costs the router worker (RSS, open file descriptors), on loopback. Not in CI.
+
+    .venv/bin/python bench/soak.py                          # every attack, default sizes (about 2 minutes)
+    .venv/bin/python bench/soak.py --only silent,slow --scale 0.25
+    .venv/bin/python bench/soak.py --router-from /tmp/before   # a modified copy of router/ (see --help)
+
+Starts ``switchboard run --port 0`` on the demo config plus a RawSocket listener and a ``bench`` URI prefix
+for anonymous sessions (``bench/targets.py``), with the default ``limits``, and runs the attacks one after
+the other against that one node, from 127.0.0.1 (the silent connections from 127.0.0.2). For each it prints
+the router worker's RSS (from ``/proc``; the worker is the child of Crossbar's controller titled
+``switchboard router``) and open file descriptors before, at the peak and after, and whether a fresh client
+(from 127.0.0.1) could still join and call.
+
+Attacks (sizes at ``--scale 1``):
+
+- ``silent``: 20,000 TCP connections to the WebSocket port that never send a byte, held for 13 s
+  (``http_timeout`` is 10 s by default);
+- ``slow``: 20 WebSocket subscribers that stop reading (4 KiB receive buffer) while 600 events of 32 KiB
+  are published to their topic (19 MiB per subscriber);
+- ``denied``: 50,000 calls to distinct URIs the role may not call (the authorization cache);
+- ``longuri``: 200 calls to distinct denied URIs of 900 kB each;
+- ``pending``: 5,000 calls (1 KiB argument each) to a callee that never answers, not awaited;
+- ``login``: 200 ticket logins with 1 MB authids (the login throttle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import resource
+import socket
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import targets
+from targets import Target, start_switchboard
+from twisted.internet import defer, task
+
+#: Source address of the silent connections (a loopback address of its own, so the per-address cap applies to
+#: it and not to the canary client on 127.0.0.1).
+ATTACKER = "127.0.0.2"
+
+ATTACKS = ("silent", "slow", "denied", "longuri", "pending", "login")
+
+
+def worker_pid(target: Target) -> int:
+    pids = target.router_pids()
+    if len(pids) != 1:
+        raise RuntimeError(f"expected one router worker, found {pids}")
+    return pids[0]
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
+def fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Probe:
+    """Samples the worker: RSS and fds now, and the peak seen by :meth:`sample`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_rss = self.peak_fds = 0.0
+
+    def sample(self) -> tuple[float, int]:
+        rss, n = rss_mb(self.pid), fds(self.pid)
+        self.peak_rss, self.peak_fds = max(self.peak_rss, rss), max(self.peak_fds, n)
+        return rss, n
+
+
+def ws_frame(payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        header = b"\x81" + bytes([0x80 | n])
+    elif n < 65536:
+        header = b"\x81" + bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        header = b"\x81" + bytes([0x80 | 127]) + struct.pack("!Q", n)
+    mask = os.urandom(4)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def raw_subscriber(port: int, topic: str) -> socket.socket:
+    """A blocking WebSocket/WAMP client subscribed to ``topic`` with a tiny receive buffer (then never read)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: wamp.2.json\r\n\r\n"
+        ).encode()
+    )
+    got = b""
+    for marker, message in ((b"\r\n\r\n", None), (b"[2,", [1, "demo", {"roles": {"subscriber": {}}}])):
+        if message is not None:
+            sock.sendall(ws_frame(json.dumps(message).encode()))
+        while marker not in got:
+            got += sock.recv(65536) or b"!"
+            if got.endswith(b"!"):
+                raise RuntimeError("closed during handshake")
+    sock.sendall(ws_frame(json.dumps([32, 1, {}, topic]).encode()))
+    while b"[33," not in got:
+        got += sock.recv(65536)
+    return sock
+
+
+async def settle(reactor: Any, seconds: float) -> None:
+    await task.deferLater(reactor, seconds, lambda: None)
+
+
+async def still_serves(reactor: Any, url: str) -> str:
+    """Whether a fresh client can join and call sys.info (within 10 s)."""
+    from router.testing import session
+
+    try:
+        async with session(reactor, url) as s:
+            await s.call("sys.info")
+        return "yes"
+    except Exception as e:  # reported, not raised
+        return f"NO ({type(e).__name__})"
+
+
+async def silent(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    count = min(int(20_000 * scale), hard - 200)
+    socks, failed = [], 0
+    for _ in range(count):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.bind((ATTACKER, 0))  # the canary (sys.info from 127.0.0.1) is another client
+            s.connect_ex(("127.0.0.1", target.websocket))
+            socks.append(s)
+        except OSError:
+            failed += 1
+            s.close()
+    await settle(reactor, 2)
+    probe.sample()
+    mid = await still_serves(reactor, target.url)
+    await settle(reactor, 11)
+    probe.sample()
+    for s in socks:
+        s.close()
+    return f"{count} opened; fresh client during attack: {mid}"
+
+
+async def slow(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    from autobahn.wamp.types import PublishOptions
+
+    from router.testing import session
+
+    topic = "bench.soak.slow"
+    subscribers = [raw_subscriber(target.websocket, topic) for _ in range(max(1, int(20 * scale)))]
+    events, blob = int(600 * scale) or 1, "x" * 32 * 1024
+    async with session(reactor, target.url) as pub:
+        for i in range(events):
+            await pub.publish(topic, blob, options=PublishOptions(acknowledge=True))
+            if i % 50 == 0:
+                probe.sample()
+    await settle(reactor, 1)
+    probe.sample()
+    dropped = 0
+    for s in subscribers:
+        s.setblocking(False)
+        try:
+            while s.recv(1 << 20):
+                pass
+        except BlockingIOError:
+            pass  # still open: data pending or nothing more
+        except OSError:
+            dropped += 1
+        s.close()
+    return f"{len(subscribers)} slow subscribers ({dropped} dropped by the router), {events} x 32 KiB events"
+
+
+async def _calls(reactor: Any, target: Target, probe: Probe, uris: Callable[[int], str], n: int, window: int) -> str:
+    from router.testing import session
+
+    refused = 0
+    async with session(reactor, target.url) as s:
+        for start in range(0, n, window):
+            batch = [s.call(uris(i)) for i in range(start, min(n, start + window))]
+            results = await defer.DeferredList(batch, consumeErrors=True)
+            refused += sum(1 for ok, _ in results if not ok)
+            probe.sample()
+    return f"{n} calls, {refused} refused"
+
+
+async def denied(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    return await _calls(reactor, target, probe, lambda i: f"denied.soak.u{i}", int(50_000 * scale) or 1, 500)
+
+
+async def longuri(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    body = "a" * 900_000
+    return await _calls(reactor, target, probe, lambda i: f"denied.{body}{i}", int(200 * scale) or 1, 1)
+
+
+async def pending(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    from router.testing import session
+
+    n, arg = int(5000 * scale) or 1, "p" * 1024
+    async with session(reactor, target.url) as callee, session(reactor, target.url) as caller:
+        await callee.register(lambda *a: defer.Deferred(), "bench.soak.never")
+        calls = [caller.call("bench.soak.never", arg) for _ in range(n)]
+        answered: list[bool] = []
+        for d in calls:
+            d.addBoth(lambda r: answered.append(True))
+            d.addErrback(lambda f: None)
+        await settle(reactor, 3)
+        probe.sample()
+        quick = len(answered)
+        return f"{n} calls, {quick} answered (refused) within 3 s, {n - quick} pending"
+
+
+async def login(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    from router.testing import JoinRefused, session
+
+    n, refused = int(200 * scale) or 1, 0
+    for i in range(n):
+        try:
+            async with session(reactor, target.url, authmethod="ticket", authid=f"{'u' * 1_000_000}{i}", ticket="x"):
+                pass
+        except (JoinRefused, RuntimeError):
+            refused += 1
+        if i % 20 == 0:
+            probe.sample()
+    return f"{n} logins, {refused} refused"
+
+
+RUNNERS: dict[str, Callable[[Any, Target, Probe, float], Awaitable[str]]] = {
+    "silent": silent,
+    "slow": slow,
+    "denied": denied,
+    "longuri": longuri,
+    "pending": pending,
+    "login": login,
+}
+
+
+async def run(reactor: Any, only: list[str], scale: float, extra: str = "") -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-soak-"))
+    # Crossbar starts its workers with `python -m`, which puts the current directory first on their path:
+    # outside the repository, so that --router-from (the worker's pythonpath) decides which router loads.
+    os.chdir(workdir)
+    target = start_switchboard(workdir)
+    rows = []
+    try:
+        pid = worker_pid(target)
+        for name in only:
+            probe = Probe(pid)
+            before_rss, before_fds = probe.sample()
+            started = time.monotonic()
+            note = await RUNNERS[name](reactor, target, probe, scale)
+            await settle(reactor, 1)
+            after_rss, after_fds = probe.sample()
+            serves = await still_serves(reactor, target.url)
+            rows.append(
+                (
+                    name,
+                    before_rss,
+                    probe.peak_rss,
+                    after_rss,
+                    before_fds,
+                    probe.peak_fds,
+                    after_fds,
+                    time.monotonic() - started,
+                    serves,
+                    note,
+                )
+            )
+            print(f"  {name}: done ({note})", flush=True)
+    finally:
+        target.stop()
+    header = "| attack | RSS before MB | peak MB | after MB | fds before | peak | after | s | serves after | notes |"
+    print("\n" + header + "\n" + "|---" * 10 + "|")
+    for name, b, p, a, fb, fp, fa, secs, serves, note in rows:
+        print(f"| {name} | {b:.0f} | {p:.0f} | {a:.0f} | {fb} | {fp:.0f} | {fa} | {secs:.0f} | {serves} | {note} |")
+    print(f"\nreproduce: .venv/bin/python bench/soak.py --only {','.join(only)} --scale {scale:g}{extra}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(ATTACKS), help="comma-separated attacks (default: all)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every attack's size (default 1)")
+    parser.add_argument(
+        "--router-from",
+        metavar="DIR",
+        help="a directory holding another copy of the `router` package, put first on the router worker's "
+        "pythonpath (to measure a modified router, e.g. with some of router.seam not installed)",
+    )
+    args = parser.parse_args()
+    if args.router_from:
+        base = targets.bench_config
+        targets.bench_config = lambda: {**base(), "pythonpath": [str(Path(args.router_from).resolve())]}
+    only = [a for a in args.only.split(",") if a]
+    unknown = set(only) - set(ATTACKS)
+    if unknown or not 0 < args.scale <= 1:
+        parser.error(f"unknown attacks {sorted(unknown)} or scale not in (0, 1]")
+    extra = f" --router-from {args.router_from}" if args.router_from else ""
+    task.react(lambda reactor: defer.ensureDeferred(run(reactor, only, args.scale, extra)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
