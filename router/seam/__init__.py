@@ -23,6 +23,7 @@ import autobahn
 import crossbar
 
 from router.config import Limits
+from router.peers import networks
 
 __all__ = ["VERIFIED", "UnverifiedVersion", "check_versions", "install"]
 
@@ -46,7 +47,7 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
     check_versions()
     from router.seam import authorization, calls, parsing, transport
 
-    parsing.install(limits)
+    parsing.install(limits, networks(trusted_proxies))
     authorization.install(limits)
     transport.install(limits, trusted_proxies)
     calls.install(limits)

@@ -62,6 +62,7 @@ from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
 from router.config import Limits
+from router.peers import Networks, client_address
 
 __all__ = [
     "CLOSE_GRACE",
@@ -116,6 +117,8 @@ CLOSE_GRACE = 2.0
 TRACEBACK_FRAMES = 12
 
 _log = Logger()
+#: Reverse proxies whose headers name the client in log lines (:func:`router.peers.client_address`).
+_trusted: Networks = ()
 _installed: dict[str, Any] = {}
 # Set on a connection once its protocol error has been logged: one line per connection, whatever follows.
 _REFUSED = "_switchboard_refused"
@@ -244,7 +247,7 @@ def _note_refusal(proto: Any, transport: str, code: int | None, kind: str) -> bo
     _log.info(
         "protocol error on {transport} connection from {peer}: {kind}; connection closed (code {code})",
         transport=transport,
-        peer=getattr(proto, "peer", None),
+        peer=client_address(getattr(proto, "peer", None), getattr(proto, "http_headers", None), _trusted),
         kind=kind,
         code=code if code is not None else "dropped",
     )
@@ -415,10 +418,12 @@ def _replace(owner: Any, name: str, value: Any) -> None:
     setattr(owner, name, value)
 
 
-def install(limits: Limits) -> None:
+def install(limits: Limits, trusted_proxies: Networks = ()) -> None:
     """Install the overrides of this module in this process (the router worker), once."""
     if _installed:
         return
+    global _trusted
+    _trusted = trusted_proxies
     limit = limits.max_nesting
     ser = wamp_serializer.Serializer
     _replace(ser, "unserialize", _checked_unserialize(ser.unserialize, limit))

@@ -21,6 +21,7 @@ from twisted.logger import LogEvent, globalLogPublisher
 
 from router import speedups
 from router.config import Limits
+from router.peers import networks
 from router.seam import parsing
 from tests.unit.test_seam_canary import exists
 
@@ -174,6 +175,7 @@ class FakeWebSocket:
     """What the replaced onMessage uses of a WAMP WebSocket connection, recording what it is asked to do."""
 
     peer = "tcp4:192.0.2.7:4711"
+    http_headers: dict[str, str] = {}  # noqa: RUF012 (replaced per instance by the tests that set it)
 
     def __init__(self, clock: Clock) -> None:
         self.factory = type("Factory", (), {"reactor": clock})()
@@ -223,6 +225,25 @@ def test_protocol_errors_are_logged_once_per_connection_without_payload(
     assert conn.drops == 0
     clock.advance(0.2)
     assert conn.drops == 1
+
+
+def test_the_logged_peer_is_the_client_a_trusted_proxy_names(log_events: list[LogEvent]) -> None:
+    """Behind a trusted proxy the protocol-error line names the client from X-Forwarded-For; from anyone
+    else, the header is ignored."""
+    parsing.uninstall()
+    parsing.install(Limits(LIMIT, 1, 1, 1.0, 65536, 1, 1.0, 1), networks(["192.0.2.7"]))
+    try:
+        proxied = FakeWebSocket(Clock())
+        proxied.http_headers = {"x-forwarded-for": "198.51.100.4"}
+        parsing._websocket_on_message(proxied, b"not json", False)
+        direct = FakeWebSocket(Clock())
+        direct.peer = "tcp4:203.0.113.9:4711"
+        direct.http_headers = {"x-forwarded-for": "198.51.100.4"}
+        parsing._websocket_on_message(direct, b"not json", False)
+    finally:
+        parsing.uninstall()
+    mine = [e["peer"] for e in log_events if e.get("log_namespace") == parsing.__name__]
+    assert mine == ["198.51.100.4", "203.0.113.9"]
 
 
 def test_good_messages_reach_the_session(installed: None) -> None:
