@@ -231,8 +231,7 @@ def parse_cost(rounds: int = 50_000, alternations: int = 10) -> None:
     import msgpack
     from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
 
-    from router import speedups
-    from router.seam import parsing
+    from router.seam import parsing, speedups
 
     speedups.install()
     call = [48, 7, {"timeout": 1000}, "com.example.add", [1, 2, "three"], {"details": {"a": [1, 2], "b": "x"}}]

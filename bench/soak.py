@@ -21,7 +21,19 @@ Attacks (sizes at ``--scale 1``):
 - ``denied``: 50,000 calls to distinct URIs the role may not call (the authorization cache);
 - ``longuri``: 200 calls to distinct denied URIs of 900 kB each;
 - ``pending``: 5,000 calls (1 KiB argument each) to a callee that never answers, not awaited;
-- ``login``: 200 ticket logins with 1 MB authids (the login throttle).
+- ``login``: 200 ticket logins with 1 MB authids (the login throttle);
+- ``rooms``: 20,000 ``chat.send`` calls to distinct rooms (64-character names, the longest allowed) from
+  one anonymous session, then ``chat.rooms()`` with no argument (its answer's size in JSON bytes, and
+  whether it answers at all);
+- ``refusals``: the timing of a refused ticket login (AUTHENTICATE to ABORT), median of 20 each: a real
+  user's wrong password, an unknown user, and a real user's wrong password once the client address is over
+  the throttle (after 60 more failures); from 127.0.0.3 so no other attack shares its throttle state;
+- ``restart``: ``kill -9`` of the router worker, then the seconds until a fresh session calls ``sys.info``
+  again on the same URL (``switchboard run`` restarts the node); always run last.
+
+``--node-path DIR`` runs the whole node (``switchboard`` CLI, Crossbar controller and workers, the hosted
+components) from another checkout, e.g. ``git worktree add /tmp/sb-before <commit>``, to measure the code
+before a change; the attacking clients stay this checkout's.
 """
 
 from __future__ import annotations
@@ -31,8 +43,11 @@ import base64
 import json
 import os
 import resource
+import signal
 import socket
+import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +66,10 @@ from twisted.internet import defer, task
 #: it and not to the canary client on 127.0.0.1).
 ATTACKER = "127.0.0.2"
 
-ATTACKS = ("silent", "slow", "denied", "longuri", "pending", "login")
+#: Source address of the refusal-timing logins (a throttle state of its own).
+PROBER = "127.0.0.3"
+
+ATTACKS = ("silent", "slow", "denied", "longuri", "pending", "login", "rooms", "refusals", "restart")
 
 
 def worker_pid(target: Target) -> int:
@@ -78,7 +96,10 @@ class Probe:
         self.peak_rss = self.peak_fds = 0.0
 
     def sample(self) -> tuple[float, int]:
-        rss, n = rss_mb(self.pid), fds(self.pid)
+        try:
+            rss, n = rss_mb(self.pid), fds(self.pid)
+        except OSError:  # the worker is gone (restart)
+            return float("nan"), -1
         self.peak_rss, self.peak_fds = max(self.peak_rss, rss), max(self.peak_fds, n)
         return rss, n
 
@@ -246,6 +267,172 @@ async def login(reactor: Any, target: Target, probe: Probe, scale: float) -> str
     return f"{n} logins, {refused} refused"
 
 
+async def rooms(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    from router.testing import session
+
+    n, refused = int(20_000 * scale) or 1, 0
+    async with session(reactor, target.url) as s:
+        for start in range(0, n, 500):
+            batch = [s.call("chat.send", f"soak{i:060d}", "hi") for i in range(start, min(n, start + 500))]
+            results = await defer.DeferredList(batch, consumeErrors=True)
+            refused += sum(1 for ok, _ in results if not ok)
+            probe.sample()
+    async with session(reactor, target.url) as s:
+        try:
+            listed = await s.call("chat.rooms")
+        except Exception as e:  # reported, not raised
+            answer = f"chat.rooms() FAILED ({type(e).__name__}: {str(getattr(e, 'error', e))[:80]})"
+        else:
+            answer = f"chat.rooms() answered {len(listed)} rooms, {len(json.dumps(listed).encode())} bytes (JSON)"
+    return f"{n} sends, {refused} refused; {answer}"
+
+
+def _ws_open(port: int, source: str) -> socket.socket:
+    """A blocking WebSocket (wamp.2.json) connection from ``source`` that has finished its handshake."""
+    sock = socket.socket()
+    sock.settimeout(30)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: wamp.2.json\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)  # byte by byte: nothing of the first frame is read with the headers
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        head += chunk
+    return sock
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _ws_message(sock: socket.socket) -> Any:
+    """The next WAMP message from the router (server frames are unmasked), or None on a close frame."""
+    b0, b1 = _recv_exact(sock, 2)
+    n = b1 & 0x7F
+    if n == 126:
+        (n,) = struct.unpack("!H", _recv_exact(sock, 2))
+    elif n == 127:
+        (n,) = struct.unpack("!Q", _recv_exact(sock, 8))
+    payload = _recv_exact(sock, n)
+    return None if b0 & 0x0F == 8 else json.loads(payload)
+
+
+def ticket_login(port: int, authid: str, ticket: str) -> tuple[str, float]:
+    """One ticket login from :data:`PROBER`: its outcome (``welcome``/``abort``) and the seconds from the
+    client's last message (AUTHENTICATE, or HELLO if no challenge came) to the router's answer."""
+    sock = _ws_open(port, PROBER)
+    try:
+        hello = [1, "demo", {"roles": {"caller": {}}, "authmethods": ["ticket"], "authid": authid}]
+        started = time.perf_counter()
+        sock.sendall(ws_frame(json.dumps(hello).encode()))
+        message = _ws_message(sock)
+        if message is not None and message[0] == 4:
+            started = time.perf_counter()
+            sock.sendall(ws_frame(json.dumps([5, ticket, {}]).encode()))
+            message = _ws_message(sock)
+        elapsed = time.perf_counter() - started
+        return ("welcome" if message is not None and message[0] == 2 else "abort"), elapsed
+    finally:
+        sock.close()
+
+
+#: Adds users (argv: store path, authid prefix, count, password) with the node's own ``router``.
+ADD_USERS = """
+import sys
+from pathlib import Path
+from router.credentials import password_credentials
+from router.store import UserStore
+store = UserStore(Path(sys.argv[1]))
+for i in range(int(sys.argv[3])):
+    store.add_user("demo", f"{sys.argv[2]}{i}", "user", password_credentials(sys.argv[4]))
+store.close()
+"""
+
+
+def add_users(store: Path, prefix: str, n: int, password: str) -> None:
+    """``n`` users ``<prefix>0``... in the store, by the node's own code (PYTHONPATH is the node's)."""
+    subprocess.run([sys.executable, "-c", ADD_USERS, str(store), prefix, str(n), password], check=True)
+
+
+async def refusals(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    assert target.workdir is not None
+    n = max(3, int(20 * scale))
+    # Users the node already knows, written to its store by its own code (the store's schema is its own).
+    store = target.workdir / "data" / "users.sqlite3"
+    add_users(store, "soakuser", n, "right-password-1")
+    port = target.websocket
+
+    def median_ms(authids: list[str], ticket: str) -> tuple[float, set[str]]:
+        results = [ticket_login(port, a, ticket) for a in authids]
+        return statistics.median(t for _, t in results) * 1000, {outcome for outcome, _ in results}
+
+    # One attempt per user and per case: under every per-authid limit (old and new), 2 n failures in all
+    # from PROBER, under the per-address limit (50).
+    real, real_outcomes = median_ms([f"soakuser{i}" for i in range(n)], "wrong-password")
+    unknown, unknown_outcomes = median_ms([f"soaknobody{i}" for i in range(n)], "wrong-password")
+    for i in range(60):  # over the per-address limit (50 a minute by default) from PROBER
+        ticket_login(port, f"soakfill{i}", "wrong-password")
+    state, _ = ticket_login(port, "soakuser0", "right-password-1")
+    throttled, throttled_outcomes = median_ms([f"soakuser{i}" for i in range(n)], "wrong-password")
+    probe.sample()
+    outcomes = real_outcomes | unknown_outcomes | throttled_outcomes
+    return (
+        f"median ms to the ABORT over {n}: real user wrong password {real:.1f}, unknown user {unknown:.1f}, "
+        f"throttled {throttled:.1f} (right password once throttled: {state}); "
+        f"throttled/real {throttled / real:.2f}; outcomes {sorted(outcomes)}"
+    )
+
+
+def sys_info_once(port: int) -> bool:
+    """Whether a fresh anonymous session (blocking socket, 2 s per step) joins and calls ``sys.info``."""
+    try:
+        sock = _ws_open(port, "127.0.0.1")
+    except OSError:
+        return False
+    try:
+        sock.settimeout(2)
+        sock.sendall(ws_frame(json.dumps([1, "demo", {"roles": {"caller": {}}}]).encode()))
+        if (_ws_message(sock) or [None])[0] != 2:
+            return False
+        sock.sendall(ws_frame(json.dumps([48, 1, {}, "sys.info"]).encode()))
+        return (_ws_message(sock) or [None])[0] == 50
+    except (OSError, ValueError):
+        return False
+    finally:
+        sock.close()
+
+
+async def restart(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
+    old = worker_pid(target)
+    os.kill(old, signal.SIGKILL)
+    started = time.monotonic()
+    while time.monotonic() < started + 60:
+        if sys_info_once(target.websocket):
+            back = time.monotonic() - started
+            probe.pid = worker_pid(target)
+            return (
+                f"worker {old} killed (SIGKILL); a fresh session called sys.info again after {back:.1f} s "
+                f"(first start took {target.startup_s:.1f} s)"
+            )
+        await settle(reactor, 0.1)
+    code = target.process.poll()
+    return f"worker {old} killed (SIGKILL); NOT back within 60 s (switchboard run exit code {code})"
+
+
 RUNNERS: dict[str, Callable[[Any, Target, Probe, float], Awaitable[str]]] = {
     "silent": silent,
     "slow": slow,
@@ -253,6 +440,9 @@ RUNNERS: dict[str, Callable[[Any, Target, Probe, float], Awaitable[str]]] = {
     "longuri": longuri,
     "pending": pending,
     "login": login,
+    "rooms": rooms,
+    "refusals": refusals,
+    "restart": restart,
 }
 
 
@@ -264,9 +454,8 @@ async def run(reactor: Any, only: list[str], scale: float, extra: str = "") -> N
     target = start_switchboard(workdir)
     rows = []
     try:
-        pid = worker_pid(target)
         for name in only:
-            probe = Probe(pid)
+            probe = Probe(worker_pid(target))
             before_rss, before_fds = probe.sample()
             started = time.monotonic()
             note = await RUNNERS[name](reactor, target, probe, scale)
@@ -307,15 +496,25 @@ def main() -> int:
         help="a directory holding another copy of the `router` package, put first on the router worker's "
         "pythonpath (to measure a modified router, e.g. with some of router.seam not installed)",
     )
+    parser.add_argument(
+        "--node-path",
+        metavar="DIR",
+        help="run the node (CLI, controller, workers, components) from another checkout's `router` and "
+        "`components` (put first on PYTHONPATH), e.g. a `git worktree` of the commit before a change",
+    )
     args = parser.parse_args()
+    if args.node_path:
+        os.environ["PYTHONPATH"] = str(Path(args.node_path).resolve())
     if args.router_from:
         base = targets.bench_config
         targets.bench_config = lambda: {**base(), "pythonpath": [str(Path(args.router_from).resolve())]}
     only = [a for a in args.only.split(",") if a]
+    only = [a for a in only if a != "restart"] + [a for a in only if a == "restart"]  # the node must survive
     unknown = set(only) - set(ATTACKS)
     if unknown or not 0 < args.scale <= 1:
         parser.error(f"unknown attacks {sorted(unknown)} or scale not in (0, 1]")
     extra = f" --router-from {args.router_from}" if args.router_from else ""
+    extra += f" --node-path {args.node_path}" if args.node_path else ""
     task.react(lambda reactor: defer.ensureDeferred(run(reactor, only, args.scale, extra)))
     return 0
 

@@ -322,6 +322,6 @@ STARTERS: dict[str, Callable[[Path], Target]] = {
     "switchboard": start_switchboard,
     "crossbar": start_crossbar,
     "echo": start_echo,
-    # router/speedups.py switched off: what the speed-ups are worth.
+    # router/seam/speedups.py switched off: what the speed-ups are worth.
     "switchboard-nospeedups": lambda workdir: start_switchboard(workdir, speedups=False),
 }

@@ -1,10 +1,14 @@
 """
 The public WAMP contract of the demo application: every procedure, topic and error URI it uses.
 
-Clients and tests import these instead of spelling URIs out; ``docs/uris.md`` documents each one.
+Clients and tests import these instead of spelling URIs out; ``docs/uris.md`` documents each one. The
+error URIs the app shares with the framework are Switchboard's (:mod:`router.uris`), re-exported here as
+part of the app's contract.
 """
 
 from typing import Final
+
+from router.uris import CALLER_NOT_DISCLOSED, INVALID_ARGUMENT, NOT_AUTHORIZED
 
 __all__ = [
     "CALLER_NOT_DISCLOSED",
@@ -25,13 +29,6 @@ SYS_INFO: Final = "sys.info"
 
 #: Messages of room ``r`` are published to ``chat.room.r``.
 CHAT_ROOM_TOPIC_PREFIX: Final = "chat.room."
-
-#: A procedure was called with a bad argument; the message names the argument and the reason.
-INVALID_ARGUMENT: Final = "wamp.error.invalid_argument"
-#: The role's rule for this procedure lacks ``"disclose": true``, so the component cannot tell who called.
-CALLER_NOT_DISCLOSED: Final = "switchboard.error.caller_not_disclosed"
-#: The router refused an action (or a login): raised by the router, never by a component.
-NOT_AUTHORIZED: Final = "wamp.error.not_authorized"
 
 
 def room_topic(room: str) -> str:

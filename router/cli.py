@@ -7,13 +7,14 @@ User errors print one clear line per problem and never a traceback.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from router import __version__
-from router.cli_common import config_option, data_dir_option, load_or_exit
+from router.cli_common import EXIT_BAD_INPUT, config_option, data_dir_option, load_or_exit
 from router.cli_users import key, user
 from router.config import Config
 
@@ -29,8 +30,16 @@ def cli() -> None:
 @cli.command()
 @config_option
 def check(config_path: Path) -> None:
-    """Validate the configuration and summarise it."""
+    """Validate the configuration (and that its component classes import) and summarise it."""
+    from router.launch import component_import_problems
+
     config = load_or_exit(config_path)
+    problems = component_import_problems(config)
+    for p in problems:
+        click.echo(f"{p.pointer}: cannot import component {p.class_path!r}: {p.cause}", err=True)
+    if problems:
+        click.echo(f"{config_path}: {len(problems)} problem(s), nothing done", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     click.echo(f"{config_path}: valid")
     click.echo(_summary(config))
 
@@ -44,7 +53,7 @@ def check(config_path: Path) -> None:
     type=click.Choice(["error", "warn", "info", "debug"]),
     default="warn",
     show_default=True,
-    help="Crossbar's log level (the node log is also written to DATA_DIR/node.log).",
+    help="Crossbar's log level (its log is also in DATA_DIR/node.log, the previous run's in node.log.1).",
 )
 @click.option("--ready-timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True, hidden=True)
 def run(config_path: Path, port: int | None, data_dir: Path, loglevel: str, ready_timeout: float) -> None:

@@ -21,10 +21,11 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from router import datadir
+from router.authz.effective import effective_roles
+from router.authz.model import reserved_role_problem
 from router.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, config_option, data_dir_option, load_or_exit
-from router.config import Config
+from router.config import STORE_METHODS, Config
 from router.credentials import check_password, password_credentials
-from router.roles import reserved_role_problem
 from router.store import StoreError, UserStore
 
 __all__ = ["key", "user"]
@@ -48,11 +49,14 @@ def _realm(config: Config, realm: str | None) -> str:
     return realm
 
 
-def _check_role(config: Config, realm: str, role: str) -> None:
+def _check_role(config: Config, realm: str, role: str, store: UserStore) -> None:
+    """Exit 2 unless ``role`` is one of the realm's roles as the running router has them: the config
+    file's, changed by the admin API at run time (:func:`router.authz.effective.effective_roles`)."""
     reserved = reserved_role_problem(role)
     if reserved:
         _fail(reserved)
-    roles = next(r.roles for r in config.realms if r.name == realm)
+    file_roles = next(r.role_definitions for r in config.realms if r.name == realm)
+    roles = effective_roles(file_roles, _apply(lambda: store.role_definitions(realm)))
     if role not in roles:
         _fail(f"no role {role!r} in realm {realm!r} (roles: {', '.join(roles)})")
 
@@ -140,9 +144,10 @@ def add(
     """Create a user; its password serves ticket, wampcra and scram logins."""
     config = load_or_exit(config_path)
     realm_name = _realm(config, realm)
-    _check_role(config, realm_name, role)
+    store = _store(data_dir)
+    _check_role(config, realm_name, role, store)
     credentials = {} if no_password else password_credentials(_read_password(password_stdin))
-    created = _apply(lambda: _store(data_dir).add_user(realm_name, authid, role, credentials))
+    created = _apply(lambda: store.add_user(realm_name, authid, role, credentials))
     methods = ", ".join(created.methods) or "none (add a key)"
     click.echo(f"added {authid!r} to realm {realm_name!r} as {role!r} (methods: {methods})")
 
@@ -186,8 +191,9 @@ def set_role(authid: str, role: str, realm: str | None, config_path: Path, data_
     """Change a user's role; open sessions are closed so they rejoin with it."""
     config = load_or_exit(config_path)
     realm_name = _realm(config, realm)
-    _check_role(config, realm_name, role)
-    _apply(lambda: _store(data_dir).set_role(realm_name, authid, role))
+    store = _store(data_dir)
+    _check_role(config, realm_name, role, store)
+    _apply(lambda: store.set_role(realm_name, authid, role))
     click.echo(f"{authid!r} now has role {role!r}")
     _end_sessions(data_dir, realm_name, authid, "role changed")
 
@@ -238,6 +244,13 @@ def list_users(realm: str | None, config_path: Path, data_dir: Path) -> None:
         click.echo(
             f"{u.realm:<16} {u.authid:<24} {u.role:<16} {'yes' if u.enabled else 'no':<8} {methods:<22} {u.keys}"
         )
+    # The store keeps every method's credentials (a password serves ticket, wampcra and scram); the table
+    # lists what is stored, this line what of it no login can use with this config.
+    stored = {m for u in users for m in u.methods} | ({"cryptosign"} if any(u.keys for u in users) else set())
+    enabled = {m for t in config.transports for m in t.store_methods}
+    unused = [m for m in STORE_METHODS if m in stored - enabled]
+    if unused:
+        click.echo(f"note: not enabled by any transport in {config_path}, so no login uses it: {', '.join(unused)}")
 
 
 @click.group()

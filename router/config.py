@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from router.roles import Role, Rule, build_roles, role_problems
+from router.authz.model import Role, Rule, build_roles, role_problems
 
 __all__ = [
     "ACTIONS",

@@ -22,10 +22,9 @@ from twisted.internet import defer
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.error import ConnectError
 
-__all__ = ["RevocationFailed", "control_session", "kill_user_sessions"]
+from router.uris import CREDENTIALS_REVOKED
 
-#: Close reason a client sees when its user is disabled, removed, re-roled or loses the key it used.
-CREDENTIALS_REVOKED = "switchboard.close.credentials_revoked"
+__all__ = ["RevocationFailed", "control_session", "kill_user_sessions"]
 
 
 class _ControlSession(ApplicationSession):

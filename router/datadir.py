@@ -20,6 +20,7 @@ __all__ = [
     "node_dir",
     "open_private",
     "prepare",
+    "previous_log_path",
     "store_path",
     "touch_private",
 ]
@@ -45,6 +46,11 @@ def control_socket_path(data_dir: Path) -> Path:
 def log_path(data_dir: Path) -> Path:
     """Crossbar's output."""
     return data_dir / "node.log"
+
+
+def previous_log_path(data_dir: Path) -> Path:
+    """The previous run's :func:`log_path`, kept once: each ``run`` moves the log here before it starts."""
+    return data_dir / "node.log.1"
 
 
 def node_dir(data_dir: Path) -> Path:

@@ -26,10 +26,19 @@ from router.compile import compile_node
 from router.config import Config, Transport
 from router.datadir import store_path
 from router.diagnose import explain_failure, is_port_in_use
-from router.process import NodeProcess
+from router.process import NodeProcess, keep_previous_log
 from router.store import StoreError, UserStore
 
-__all__ = ["RunningNode", "StartError", "launch", "relaunch", "store_path", "with_port"]
+__all__ = [
+    "ImportProblem",
+    "RunningNode",
+    "StartError",
+    "component_import_problems",
+    "launch",
+    "relaunch",
+    "store_path",
+    "with_port",
+]
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_UNIX_PATH = 107
@@ -89,6 +98,9 @@ async def launch(
     """
     data_dir = data_dir.resolve()
     control_socket = await _prepare(reactor, config, data_dir)
+    # A new run, and no node runs with this data directory (_prepare checked): keep the last run's log once.
+    # (A restart after a crash, relaunch, appends to the log of its run instead.)
+    keep_previous_log(datadir.log_path(data_dir), datadir.previous_log_path(data_dir))
 
     attempts = _PORT_ATTEMPTS if any(t.port == 0 for t in config.transports) else 1
     for attempt in range(1, attempts + 1):
@@ -173,12 +185,15 @@ async def _start(
     process.release_output()
     # Imported here, not at the top: the probe pulls in autobahn's WAMP stack (a fifth of a second), which
     # need not load before Crossbar starts booting.
-    from router.probe import ProbeTimeout, wait_until_joined
+    from router.probe import ComponentFailed, ProbeTimeout, wait_until_ready
 
     exited = process.exited
     deadline = reactor.seconds() + ready_timeout
     try:
-        await wait_until_joined(reactor, control_socket, config.realms[0].name, deadline, gave_up=exited)
+        await wait_until_ready(reactor, control_socket, config.realms[0].name, deadline, gave_up=exited)
+    except ComponentFailed as e:
+        await process.stop()
+        raise StartError(str(e)) from None
     except ProbeTimeout:
         code = await process.stop()
         log = process.log_path.read_text(encoding="utf-8", errors="replace")
@@ -213,17 +228,36 @@ async def _clear_control_socket(reactor: Any, path: str, realm: str, data_dir: P
     raise StartError(f"a Switchboard node is already running with data directory {data_dir}")
 
 
-def _check_components_import(config: Config) -> None:
+@dataclass(frozen=True)
+class ImportProblem:
+    """A component class that does not import: where it is configured, and why."""
+
+    pointer: str
+    class_path: str
+    cause: str
+
+
+def component_import_problems(config: Config) -> list[ImportProblem]:
+    """Every component class of ``config`` that does not import (with ``pythonpath``), in config order."""
+    problems = []
     with _extra_sys_path(config.pythonpath):
         for i, component in enumerate(config.components):
             module_name, _, class_name = component.class_path.rpartition(".")
-            where = f"component {component.class_path!r} (/components/{i}/class)"
             try:
                 module = importlib.import_module(module_name)
             except Exception as e:
-                raise StartError(f"cannot import {where}: {type(e).__name__}: {e}") from None
-            if not isinstance(getattr(module, class_name, None), type):
-                raise StartError(f"cannot import {where}: module {module_name!r} has no class {class_name!r}")
+                cause = f"{type(e).__name__}: {e}"
+            else:
+                if isinstance(getattr(module, class_name, None), type):
+                    continue
+                cause = f"module {module_name!r} has no class {class_name!r}"
+            problems.append(ImportProblem(f"/components/{i}/class", component.class_path, cause))
+    return problems
+
+
+def _check_components_import(config: Config) -> None:
+    for problem in component_import_problems(config)[:1]:
+        raise StartError(f"cannot import component {problem.class_path!r} ({problem.pointer}): {problem.cause}")
 
 
 @contextlib.contextmanager

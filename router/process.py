@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from router.datadir import open_private
 
-__all__ = ["NodeProcess", "crossbar_executable"]
+__all__ = ["NodeProcess", "crossbar_executable", "keep_previous_log"]
 
 # Start crossbar in a new session (and process group) so terminal signals go to us, not to it, and with an
 # owner-only umask: everything it creates in the data directory (node key, pid file, control socket, the
@@ -36,6 +36,13 @@ def crossbar_executable() -> str:
     if not candidate.exists():
         raise FileNotFoundError(f"crossbar is not installed beside {sys.executable}")
     return str(candidate)
+
+
+def keep_previous_log(log_path: Path, previous: Path) -> None:
+    """Move the log of the previous run to ``previous`` (replacing what it held), so a new run starts a new
+    log and the last one stays readable. Nothing to do when there is no log yet."""
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(log_path, previous)
 
 
 class _NodeProtocol(protocol.ProcessProtocol):

@@ -10,6 +10,9 @@ compiled config and ports, with one line on stderr; more than :data:`MAX_RESTART
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from router.launch import RunningNode, StartError, launch, relaunch
 from router.process import NodeProcess
 from router.store import UserStore
 
-__all__ = ["MAX_RESTARTS", "RESTART_WINDOW", "serve"]
+__all__ = ["MAX_RESTARTS", "RESTART_WINDOW", "program_name", "serve"]
 
 log = Logger()
 
@@ -79,9 +82,10 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
 
     _echo(f"Switchboard ready: {node.url}")
     if config.uses_store and not _has_users(node.store_path):
+        program = program_name(sys.argv[0], shutil.which("switchboard"))
         _echo(
             "No users yet. Create the first one with:\n"
-            f"  switchboard user add alice --role {_suggested_role(config)} --data-dir {data_dir}"
+            f"  {program} user add alice --role {_suggested_role(config)} --data-dir {shlex.quote(str(data_dir))}"
         )
     await _keep_running(reactor, node, options, lambda: stopping)
 
@@ -131,3 +135,16 @@ def _has_users(path: Path) -> bool:
 def _suggested_role(config: Config) -> str:
     roles = list(config.realms[0].roles)
     return "user" if "user" in roles else roles[0]
+
+
+def program_name(argv0: str, on_path: str | None) -> str:
+    """How the user runs this ``switchboard`` again, for the hints it prints.
+
+    ``switchboard`` when that is what ``PATH`` finds (``on_path``, from :func:`shutil.which`), else the path
+    it was started by as given: ``./dev run`` starts ``.venv/bin/switchboard``, which is not on ``PATH``.
+    """
+    if os.path.basename(argv0) != "switchboard" or os.sep not in argv0:
+        return "switchboard"  # not started as the console script (an embedding program): the documented name
+    if on_path is not None and os.path.realpath(on_path) == os.path.realpath(argv0):
+        return "switchboard"
+    return shlex.quote(argv0)

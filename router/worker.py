@@ -2,9 +2,12 @@
 ``WorkerBootstrap``: Switchboard's first component in the router worker.
 
 Router components start after realms and roles and before any transport opens, so this is the moment to
-prepare the worker: install :mod:`router.speedups` and the fixes of :mod:`router.crossbar_adapter` and,
-when a transport uses the user store, create the shared authenticator (Crossbar creates function
-authenticators lazily, at the first login, but chooses the class that handles a login before that).
+prepare the worker: install the overrides of :mod:`router.seam` (under its version policy: on library
+versions other than :data:`router.seam.VERIFIED` the worker refuses to start, with one line, unless
+``SWITCHBOARD_UNVERIFIED=1``) and, when a transport uses the user store, create the shared authenticator
+(Crossbar creates function authenticators lazily, at the first login, but chooses the class that handles a
+login before that). Once joined, it installs every realm's roles
+(:func:`router.authz.install.install_realm_roles`).
 """
 
 from __future__ import annotations
@@ -12,24 +15,40 @@ from __future__ import annotations
 from typing import Any
 
 from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp.exception import ApplicationError
 
-from router import crossbar_adapter, seam, speedups
+from router import seam
+from router.component import serve_component_report
 from router.config import Limits
+from router.uris import UNVERIFIED_VERSIONS
 
 __all__ = ["WorkerBootstrap"]
 
 
 class WorkerBootstrap(ApplicationSession):
-    """Hosted first in the router worker; ``extra``: ``{"auth": <authenticator config> | None}``."""
+    """Hosted first in the router worker; ``extra``: ``{"auth": <authenticator config> | None, "store": <path>,
+    "realms": {<realm>: <its role definitions in the config file>}, ...}``."""
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        speedups.install()
-        crossbar_adapter.install_denial_fixes()
         extra = config.extra
-        seam.install(Limits(**extra["limits"]), tuple(extra.get("trusted_proxies", ())))
+        try:
+            seam.install(Limits(**extra["limits"]), tuple(extra.get("trusted_proxies", ())))
+        except seam.UnverifiedVersion as e:
+            # An ApplicationError reaches the controller as is, and its first line is what the user sees.
+            raise ApplicationError(UNVERIFIED_VERSIONS, str(e)) from None
         auth = config.extra.get("auth")
         if auth:
             from router.auth.service import shared_authenticator
 
             shared_authenticator(auth)
+
+    async def onJoin(self, details: Any) -> None:
+        # Every realm's roles (config file + run-time changes, router.authz), before the first await: so
+        # before any other component starts and before any transport opens.
+        from router.authz.install import install_realm_roles
+
+        install_realm_roles(self, self.config.extra["realms"], self.config.extra["store"])
+
+        # For the readiness probe: how the start of each component configured after this one went.
+        await serve_component_report(self, self.config.extra.get("components", []))

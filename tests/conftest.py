@@ -9,7 +9,8 @@ temporary data directory, and stopped (SIGTERM, bounded, then SIGKILL) at the en
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,32 @@ DEMO_CONFIG = ROOT / "config" / "switchboard.json"
 _nodes: list[RunningNode] = []
 
 
+def demo_document() -> dict[str, Any]:
+    """A fresh copy of the demo config's JSON, to change for a test's own node."""
+    doc: dict[str, Any] = json.loads(DEMO_CONFIG.read_text())
+    doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
+    return doc
+
+
+def write_config(directory: Path, doc: dict[str, Any]) -> Path:
+    """Write ``doc`` as ``switchboard.json`` in ``directory``; its path."""
+    path = directory / "switchboard.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@contextmanager
+def running(starting: Coroutine[Any, Any, RunningNode]) -> Iterator[RunningNode]:
+    """Start a node (from a fixture, outside the reactor), attach its log to failures, stop it at the end."""
+    node = pytest_twisted.blockon(defer.ensureDeferred(starting))
+    _nodes.append(node)
+    try:
+        yield node
+    finally:
+        pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
+        _nodes.remove(node)
+
+
 @pytest.fixture(scope="session")
 def reactor() -> Any:
     """The reactor pytest-twisted runs."""
@@ -37,31 +64,21 @@ def reactor() -> Any:
 @pytest.fixture(scope="session")
 def demo_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """A real node on the demo config, listening on a free port."""
-    data_dir = tmp_path_factory.mktemp("demo-node")
-    node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, DEMO_CONFIG, data_dir)))
-    _nodes.append(node)
-    yield node
-    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
-    _nodes.remove(node)
+    with running(start_node(reactor, DEMO_CONFIG, tmp_path_factory.mktemp("demo-node"))) as node:
+        yield node
 
 
 @pytest.fixture(scope="session")
 def auth_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """A real node on the demo config with every store-backed method (scram too), a strict throttle
     (3 failures per authid within 10 minutes) and a role ``muted``: ``user`` minus calling chat.send."""
-    doc = json.loads(DEMO_CONFIG.read_text())
+    doc = demo_document()
     doc["listen"][0]["auth"]["scram"] = {}
     doc["throttle"] = {"per_authid": 3, "per_peer": 10000, "window": 600}
     doc["realms"][0]["roles"]["muted"] = {"inherits": ["user"], "deny": [{"uri": "chat.send", "actions": ["call"]}]}
-    doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
     tmp = tmp_path_factory.mktemp("auth-node")
-    config = tmp / "switchboard.json"
-    config.write_text(json.dumps(doc))
-    node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, config, tmp / "data")))
-    _nodes.append(node)
-    yield node
-    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
-    _nodes.remove(node)
+    with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
+        yield node
 
 
 @pytest.hookimpl(wrapper=True)

@@ -6,11 +6,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import CallDetails, RegisterOptions
+from autobahn.wamp.types import CallDetails
 
 from components import uris
-from components.arguments import bind
-from components.base import ComponentSession
+from router.component import ComponentSession, procedure
 
 __all__ = ["SystemComponent", "switchboard_version"]
 
@@ -23,20 +22,17 @@ def switchboard_version() -> str:
         return "0.0.0+unknown"
 
 
-def _info_shape() -> None: ...
-
-
 class SystemComponent(ComponentSession):
     """Registers ``sys.info``."""
 
     async def onJoin(self, details: Any) -> None:
         self._version = switchboard_version()
         self._joined_realm: str = details.realm
-        await self.register(self.info, uris.SYS_INFO, options=RegisterOptions(details=True))
+        await self.register(self)
 
-    async def info(self, *args: Any, details: CallDetails, **kwargs: Any) -> dict[str, Any]:
+    @procedure(uris.SYS_INFO)
+    async def info(self, *, details: CallDetails) -> dict[str, Any]:
         """``sys.info()``: the version, and the caller's realm, authid and authrole."""
-        bind(uris.SYS_INFO, _info_shape, args, kwargs)
         if details.caller_authid is None:
             raise ApplicationError(
                 uris.CALLER_NOT_DISCLOSED,

@@ -7,7 +7,7 @@ one :class:`Authenticator` per worker: one store, one throttle, one thread pool 
 KDFs, so the reactor never runs argon2 or PBKDF2.
 
 Every refusal is ``wamp.error.not_authorized`` / ``authentication failed`` (see
-:mod:`router.crossbar_adapter`). For challenge-response methods an unknown or disabled user gets a *decoy*
+:mod:`router.seam.auth`). For challenge-response methods an unknown or disabled user gets a *decoy*
 principal: Crossbar sends a challenge as for a real user and the login fails at the signature check,
 exactly like a wrong password. What a client can see of a decoy (the WAMP-CRA and SCRAM salts and
 parameters) is derived from a secret of the node and the authid, so asking twice gives the same answer, as
@@ -26,6 +26,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,12 +39,11 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from router import crossbar_adapter
 from router.auth.throttle import LoginThrottle, ThrottleLimits
+from router.authz.model import reserved_role_problem
 from router.credentials import decoy_scram, decoy_wampcra, verify_ticket
-from router.crossbar_adapter import DECOY, DERIVED, FAILED, NOT_AUTHORIZED
 from router.peers import Networks, client_address, networks
-from router.roles import reserved_role_problem
+from router.seam.auth import DECOY, DERIVED, FAILED, install_auth
 from router.store import MAX_AUTHID_LENGTH, User, UserStore, valid_authid
 
 __all__ = [
@@ -65,6 +66,8 @@ THROTTLED = "switchboard: throttled"
 
 #: What a ticket verification is assumed to take before one has been measured (argon2id here: 25-90 ms).
 INITIAL_VERIFICATION_TIME = 0.05
+#: How many recent KDF timings a throttled refusal draws its wait from.
+KDF_SAMPLES = 64
 #: How many characters of an authid a log line shows.
 LOGGED_AUTHID_LENGTH = 64
 
@@ -100,8 +103,9 @@ class Authenticator:
         self._pool = pool
         self._secret = node_secret
         self._trusted = trusted_proxies
-        #: Running average of real ticket verifications, what a throttled ticket refusal waits.
-        self.verification_time = INITIAL_VERIFICATION_TIME
+        #: Seconds the KDF took in the latest real ticket verifications (measured in the pool's thread): a
+        #: throttled refusal queues for the pool like a verification, then waits one of these at random.
+        self.kdf_times: deque[float] = deque([INITIAL_VERIFICATION_TIME], maxlen=KDF_SAMPLES)
 
     def address(self, transport: dict[str, Any]) -> str | None:
         """The client address of a login: the peer's, or the one a trusted proxy names."""
@@ -141,22 +145,22 @@ class Authenticator:
         valid = valid_authid(authid)
         refused = await self._admit(realm, authid if valid else None, details)
         if refused or not valid:
-            # As long as a verification, without one: the answer's timing says nothing about the state.
-            wait = self.verification_time * _JITTER.uniform(0.8, 1.2)
-            await task.deferLater(self._reactor, wait, lambda: None)
-            raise ApplicationError(NOT_AUTHORIZED, THROTTLED)
-        started = self._reactor.seconds()
+            # As long as a verification, without one: the same queue for the pool, then the time the KDF
+            # itself took in a recent real verification. The answer's timing says nothing about the state.
+            await self._run(_nothing)
+            await task.deferLater(self._reactor, _JITTER.choice(self.kdf_times), lambda: None)
+            raise ApplicationError(ApplicationError.NOT_AUTHORIZED, THROTTLED)
         user: User | None = await self._run(self._check_ticket, realm, authid, details.get("ticket"))
-        took = self._reactor.seconds() - started
-        self.verification_time = 0.8 * self.verification_time + 0.2 * max(0.001, took)
         if user is None:
-            raise ApplicationError(NOT_AUTHORIZED, FAILED)
+            raise ApplicationError(ApplicationError.NOT_AUTHORIZED, FAILED)
         return {"authid": user.authid, "role": user.role}
 
     def _check_ticket(self, realm: str, authid: str, ticket: object) -> User | None:
         found = self.store.credential(realm, authid, "ticket")
         user, credential = found if found else (None, None)
+        started = time.perf_counter()
         ok = verify_ticket(credential, ticket)  # runs the KDF even for unknown users: same cost
+        self.kdf_times.append(time.perf_counter() - started)  # deque.append is thread-safe
         return user if ok and user is not None and may_log_in(user) else None
 
     # -- challenge-response: Crossbar verifies against what we return ---------------------------------
@@ -287,7 +291,7 @@ def shared_authenticator(config: dict[str, Any]) -> Authenticator:
         secret = load_node_secret(node_secret_path(store_path))
         trusted = networks(config.get("trusted_proxies", []))
         _instance = Authenticator(reactor, store, LoginThrottle(reactor.seconds, limits), pool, secret, trusted)
-        crossbar_adapter.install_auth(_instance.verdict)
+        install_auth(_instance.verdict)
     return _instance
 
 

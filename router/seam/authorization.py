@@ -8,7 +8,7 @@ client past its role or grow the router's memory:
 1. **Patterns.** A SUBSCRIBE or REGISTER with ``match: prefix|wildcard`` is authorized on the pattern
    string alone, and the cache key ignores ``match``: a role allowed exact ``a.b`` subscribes to the prefix
    ``a.b`` and receives ``a.b.secret`` and ``a.bc``, or registers it and answers calls to
-   ``a.b.admin.reset``. Here a pattern is decided by :func:`router.rules.pattern_allowed` from the role's
+   ``a.b.admin.reset``. Here a pattern is decided by :func:`router.authz.rules.pattern_allowed` from the role's
    rules (every URI the pattern can match must be allowed), and ``match`` is part of the cache key.
 2. **The cache** is a plain dict keyed by client-chosen URIs and never evicted (100k denied calls to
    distinct URIs: +62 MB; 1 MB URIs: +1 MB each). Here it is an LRU of ``limits.authorization_cache``
@@ -18,7 +18,7 @@ client past its role or grow the router's memory:
    subscribers. Only router-to-router links may set it; Switchboard runs none yet, so ``forward_for`` is
    dropped from every message a session sends (:data:`LINK_ROLES` names the roles that would keep it).
 
-The role *models* (:class:`router.roles.Role`) a router decides patterns with are recorded by
+The role *models* (:class:`router.authz.model.Role`) a router decides patterns with are recorded by
 :func:`record_roles`, which the live role installation calls for every role of the realm at start and on
 every change.
 """
@@ -32,16 +32,17 @@ from typing import Any
 from crossbar.router.router import Router
 from twisted.internet import defer
 
+from router.authz.model import Role
+from router.authz.rules import pattern_allowed
 from router.config import Limits
-from router.roles import Role
-from router.rules import pattern_allowed
 
-__all__ = ["LINK_ROLES", "MAX_CACHED_URI", "RELIED_ON", "DecisionCache", "install", "record_roles"]
+__all__ = ["LINK_ROLES", "MAX_CACHED_URI", "RELIED_ON", "SIGNATURES", "DecisionCache", "install", "record_roles"]
 
 #: Private names of Crossbar this module relies on (checked by tests/unit/test_seam_canary.py).
 RELIED_ON = [
     ("crossbar.router.router", "Router.authorize"),
     ("crossbar.router.router", "Router.process"),
+    ("crossbar.router.role", "RouterRole.authorize"),
     ("crossbar.router.router", "Router._roles"),
     ("crossbar.router.router", "Router._authorization_cache"),
     ("crossbar.router.session", "RouterSession._realm"),
@@ -50,6 +51,13 @@ RELIED_ON = [
     ("autobahn.wamp.message", "Publish.forward_for"),
     ("autobahn.wamp.message", "Yield.forward_for"),
 ]
+
+#: Methods replaced or called here with positional arguments: the parameters they are expected to take.
+SIGNATURES = {
+    "crossbar.router.router.Router.authorize": ("self", "session", "uri", "action", "options"),
+    "crossbar.router.router.Router.process": ("self", "session", "msg"),
+    "crossbar.router.role.RouterRole.authorize": ("self", "session", "uri", "action", "options"),
+}
 
 #: Roles of router-to-router link sessions, the only ones whose ``forward_for`` is believed.
 LINK_ROLES: frozenset[str] = frozenset()

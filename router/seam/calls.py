@@ -33,11 +33,10 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.logger import Logger
 
 from router.config import Limits
+from router.uris import TOO_MANY_PENDING_CALLS
 
-__all__ = ["RELIED_ON", "TOO_MANY_PENDING_CALLS", "effective_timeout", "install"]
+__all__ = ["RELIED_ON", "SIGNATURES", "effective_timeout", "install"]
 
-#: The error a CALL gets when its session already has ``limits.max_pending_calls`` calls pending.
-TOO_MANY_PENDING_CALLS = "switchboard.error.too_many_pending_calls"
 
 #: Sessions exempt from the pending-call cap: the router's own components.
 EXEMPT_ROLES = frozenset({"trusted"})
@@ -63,9 +62,37 @@ RELIED_ON = [
     "crossbar.router.dealer.InvocationRequest.timeout_call",
     "crossbar.router.dealer.RegistrationCalleeExtra.concurrency_current",
     "crossbar.router.router.Router.attach",
+    "crossbar.router.router.Router.send",
     "crossbar.router.session.RouterSession._authrole",
     "autobahn.wamp.role.RoleDealerFeatures.call_timeout",
 ]
+
+#: Methods wrapped or called here with positional arguments: the parameters they are expected to take.
+SIGNATURES = {
+    "crossbar.router.dealer.Dealer._add_invoke_request": (
+        "self",
+        "invocation_request_id",
+        "registration",
+        "session",
+        "call",
+        "callee",
+        "forward_for",
+        "authorization",
+        "timeout",
+    ),
+    "crossbar.router.dealer.Dealer._call": (
+        "self",
+        "session",
+        "call",
+        "registration",
+        "authorization",
+        "is_queued_call",
+    ),
+    "crossbar.router.dealer.Dealer._remove_invoke_request": ("self", "invocation_request"),
+    "crossbar.router.dealer._can_cancel": ("session", "side"),
+    "crossbar.router.router.Router.attach": ("self", "session"),
+    "crossbar.router.router.Router.send": ("self", "session", "msg"),
+}
 
 _log = Logger(namespace="switchboard.calls")
 

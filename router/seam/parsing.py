@@ -14,7 +14,7 @@ and maps *before* any recursive parse, for every serializer the router offers:
   cleared by two C-speed counts. Only when that bound exceeds the limit are strings stripped (one linear
   regex), the rest translated to brackets and the running depth summed with ``itertools.accumulate``, all
   in C; no recursion, no parse. This runs in :meth:`Serializer.unserialize`, before the JSON object
-  serializer (orjson from :mod:`router.speedups`, or autobahn's parser) sees the bytes.
+  serializer (orjson from :mod:`router.seam.speedups`, or autobahn's parser) sees the bytes.
 - msgpack and CBOR (:func:`msgpack_too_deep`, :func:`cbor_too_deep`, :func:`value_too_deep`): the
   bytes that can open a container bound the depth (C-speed ``translate``); above the limit, the decoded
   value is walked level by level (iterative, stops at the first level beyond the limit and after as many
@@ -67,6 +67,7 @@ from router.peers import Networks, client_address
 __all__ = [
     "CLOSE_GRACE",
     "RELIED_ON",
+    "SIGNATURES",
     "TRACEBACK_FRAMES",
     "NestingTooDeep",
     "cbor_too_deep",
@@ -110,6 +111,17 @@ RELIED_ON: list[tuple[str, str]] = [
     ("crossbar.router.protocol", "WampWebSocketServerProtocol"),
     ("crossbar.router.protocol", "WampWebSocketServerFactory.__init__"),
 ]
+
+#: Methods replaced or wrapped here and called with positional arguments: the parameters they take.
+SIGNATURES = {
+    "autobahn.wamp.serializer.Serializer.unserialize": ("self", "payload", "isBinary"),
+    "autobahn.wamp.serializer.MsgPackObjectSerializer.unserialize": ("self", "payload"),
+    "autobahn.wamp.serializer.CBORObjectSerializer.unserialize": ("self", "payload"),
+    "autobahn.wamp.websocket.WampWebSocketProtocol.onMessage": ("self", "payload", "isBinary"),
+    "autobahn.websocket.protocol.WebSocketProtocol._fail_connection": ("self", "code", "reason"),
+    "autobahn.websocket.protocol.WebSocketProtocol.dropConnection": ("self", "abort"),
+    "autobahn.twisted.rawsocket.WampRawSocketProtocol.stringReceived": ("self", "payload"),
+}
 
 #: Seconds a WebSocket client has to answer the router's close frame before its connection is dropped.
 CLOSE_GRACE = 2.0

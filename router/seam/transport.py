@@ -63,11 +63,12 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
 from router.config import Limits
 from router.peers import MAX_ADDRESS_LENGTH, Networks, client_address, networks
+from router.uris import SLOW_CONSUMER
 
 __all__ = [
     "FD_MARGIN",
     "RELIED_ON",
-    "SLOW_CONSUMER",
+    "SIGNATURES",
     "ConnectionTable",
     "Guard",
     "GuardFactory",
@@ -77,8 +78,6 @@ __all__ = [
     "unsent_bytes",
 ]
 
-#: Why a connection was closed for holding more than ``limits.max_send_buffer`` unsent bytes.
-SLOW_CONSUMER = "switchboard.close.slow_consumer"
 
 #: File descriptors kept free below ``RLIMIT_NOFILE`` for everything but client connections.
 FD_MARGIN = 64
@@ -101,6 +100,20 @@ RELIED_ON = [
     "twisted.internet.abstract.FileDescriptor.disconnecting",
     "twisted.protocols.policies.ProtocolWrapper.wrappedProtocol",
 ]
+
+#: Functions wrapped here and called with positional arguments: the parameters they are expected to take.
+SIGNATURES = {
+    "crossbar.worker.transport.create_listening_port_from_config": (
+        "config",
+        "cbdir",
+        "factory",
+        "reactor",
+        "log",
+        "max_connections",
+        "name",
+    ),
+    "crossbar.router.protocol.WampWebSocketServerProtocol.onConnect": ("self", "request"),
+}
 
 _log = Logger(namespace="switchboard.transport")
 

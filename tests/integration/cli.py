@@ -30,10 +30,11 @@ class RunningCommand:
 
     Crossbar's controller inherits that working directory and its workers run in the node directory below
     the data directory, so every process the command started has its working directory under ``cwd``
-    (process titles and environments are rewritten by Crossbar, working directories are not).
+    (process titles and environments are rewritten by Crossbar, working directories are not). ``env``, when
+    given, is the command's whole environment.
     """
 
-    def __init__(self, *args: str, cwd: Path, umask: int = -1) -> None:
+    def __init__(self, *args: str, cwd: Path, umask: int = -1, env: dict[str, str] | None = None) -> None:
         self.cwd = cwd.resolve()
         self._pending: dict[int, bytes] = {}
         self.proc = subprocess.Popen(
@@ -44,6 +45,7 @@ class RunningCommand:
             text=True,
             cwd=self.cwd,
             umask=umask,
+            env=env,
         )
 
     def read_line(self, timeout: float = 90) -> str:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions
 
 from components import uris
-from router.testing import Inbox, JoinRefused, session, wait
+from router import datadir
+from router.credentials import password_credentials
+from router.store import UserStore
+from router.testing import Inbox, JoinRefused, session, start_node, wait
+from tests.conftest import demo_document, write_config
 from tests.integration.users import add_user
 
 pytestmark = pytest.mark.integration
@@ -194,3 +200,57 @@ async def test_reserved_roles_are_refused_with_nothing_stored(reactor: Any, auth
             store.get_user("demo", newcomer)
     finally:
         store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stored_role_changes_are_installed_at_start_in_every_realm(reactor: Any, tmp_path: Path) -> None:
+    """A node starting on a store that holds role changes has them in every realm before the first client:
+    a role created at run time (in the second realm, one only the in-router decider gets right), a config
+    role removed at run time (its users cannot log in), and a stored reserved name is ignored."""
+    doc = demo_document()
+    doc["realms"].append(
+        {
+            "name": "second",
+            "roles": {
+                "anonymous": {"allow": [{"uri": "x.open", "actions": ["publish"]}]},
+                "gone": {"allow": [{"uri": "x", "match": "prefix", "actions": ["publish"]}]},
+            },
+        }
+    )
+    gap = {  # a prefix with an exact rule under it: Crossbar's static form would refuse x.gap.bx
+        "allow": [
+            {"uri": "x.gap", "match": "prefix", "actions": ["publish"]},
+            {"uri": "x.gap.b", "actions": ["subscribe"]},
+        ]
+    }
+    quiet = {"allow": [{"uri": "sys.info", "actions": ["call"], "disclose": True}]}
+    data = tmp_path / "data"
+    datadir.prepare(data)
+    store = UserStore(datadir.store_path(data))
+    password = password_credentials("start-password-1")
+    try:
+        store.set_role_definition("demo", "quiet", quiet)
+        store.set_role_definition("demo", "trusted", quiet)  # as an older version could have stored it
+        store.set_role_definition("second", "reader", gap)
+        store.set_role_definition("second", "gone", None)
+        store.add_user("demo", "q_user", "quiet", password)
+        store.add_user("second", "s_reader", "reader", password)
+        store.add_user("second", "s_gone", "gone", password)
+    finally:
+        store.close()
+
+    node = await start_node(reactor, write_config(tmp_path, doc), data)
+    try:
+        ticket = {"authmethod": "ticket", "ticket": "start-password-1"}
+        async with session(reactor, node.url, authid="q_user", **ticket) as q:
+            assert (await q.call(uris.SYS_INFO))["authrole"] == "quiet"
+        async with session(reactor, node.url, realm="second", authid="s_reader", **ticket) as r:
+            acknowledged = PublishOptions(acknowledge=True)
+            await r.publish("x.gap.bx", options=acknowledged)
+            assert (await error_of(r.publish("x.open", options=acknowledged)))[0] == uris.NOT_AUTHORIZED
+        with pytest.raises(JoinRefused) as refused:
+            async with session(reactor, node.url, realm="second", authid="s_gone", **ticket):
+                pass
+        assert refused.value.reason == "wamp.error.no_such_role"
+    finally:
+        await node.stop()

@@ -146,7 +146,8 @@ async def test_the_database_holds_no_password(reactor: Any, auth_node: Any) -> N
 @pytest_twisted.ensureDeferred
 async def test_removing_a_user_closes_its_session(reactor: Any, auth_node: Any) -> None:
     """Removing a user through the store and the control socket ends its open session."""
-    from router.control import CREDENTIALS_REVOKED, kill_user_sessions
+    from router.control import kill_user_sessions
+    from router.uris import CREDENTIALS_REVOKED
 
     user = add_user(auth_node)
     async with session(reactor, auth_node.url, authmethod="ticket", authid=user.authid, ticket=user.password) as s:

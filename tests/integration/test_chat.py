@@ -175,7 +175,7 @@ async def test_anonymous_may_subscribe_under_chat_room(reactor: Any, demo_node: 
 @pytest_twisted.ensureDeferred
 async def test_register_of_an_existing_procedure_is_not_authorized(reactor: Any, demo_node: Any) -> None:
     """Registering an already registered URI without permission is not_authorized, not already_exists:
-    a denied session cannot learn which procedures exist (crossbar#1463, fixed in router.crossbar_adapter)."""
+    a denied session cannot learn which procedures exist (crossbar#1463, fixed in router.seam.denials)."""
     async with session(reactor, demo_node.url) as s:
         with pytest.raises(ApplicationError) as caught:
             await s.register(lambda: None, uris.CHAT_SEND)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
+from click.testing import CliRunner
 from nacl.signing import SigningKey
 from twisted.internet import threads
 
-from router.store import AUTHID_PATTERN
+from router.cli import cli
+from router.datadir import store_path
+from router.store import AUTHID_PATTERN, UserStore
 from router.testing import JoinRefused, session, wait
 from tests.conftest import DEMO_CONFIG
 from tests.integration.cli import SWITCHBOARD
+from tests.integration.users import add_user
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +149,54 @@ async def test_disable_ends_open_sessions_at_once(reactor: Any, auth_node: Any) 
     with pytest.raises(JoinRefused):
         async with session(reactor, auth_node.url, authmethod="ticket", authid="carol_cli", ticket=PASSWORD):
             pass
+
+
+@pytest_twisted.ensureDeferred
+async def test_roles_changed_at_run_time_are_the_roles_the_cli_knows(reactor: Any, auth_node: Any) -> None:
+    """A role created with switchboard.admin.role.set can be given with `user set-role` (and the user logs in
+    with it); once removed with role.remove, `user add --role` refuses it like a role that never existed."""
+    admin = add_user(auth_node, role="admin")
+    alice = add_user(auth_node)
+    role, dave = f"muted_{uuid.uuid4().hex[:8]}", f"dave_{uuid.uuid4().hex[:8]}"
+    definition = {"allow": [{"uri": "sys.info", "actions": ["call"], "disclose": True}]}
+    d = auth_node.data_dir
+    async with session(reactor, auth_node.url, authmethod="ticket", authid=admin.authid, ticket=admin.password) as a:
+        await a.call("switchboard.admin.role.set", role, definition)
+        changed = await threads.deferToThread(sb, d, "user", "set-role", alice.authid, role)
+        assert changed.returncode == 0, changed.stderr
+        assert changed.stdout.splitlines()[0] == f"{alice.authid!r} now has role {role!r}"
+        async with session(
+            reactor, auth_node.url, authmethod="ticket", authid=alice.authid, ticket=alice.password
+        ) as s:
+            assert (await s.call("sys.info"))["authrole"] == role
+        await a.call("switchboard.admin.role.remove", role)
+    refused = await threads.deferToThread(sb, d, "user", "add", dave, "--role", role, "--no-password")
+    assert refused.returncode == 2
+    # The node is shared: other tests' run-time roles may follow the config's in the list.
+    head, _, listed = refused.stderr.strip().partition(" (roles: ")
+    assert head == f"error: no role {role!r} in realm 'demo'"
+    assert listed.rstrip(")").split(", ")[:4] == ["anonymous", "user", "admin", "backend"]
+    assert role not in listed
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("user", "add", "dave", "--role", "backend", "--no-password"), ("user", "set-role", "carol", "backend")],
+)
+def test_a_config_role_removed_at_run_time_is_refused(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """A role of the config file that the admin API removed (stored as removed) is refused by `user add` and
+    `user set-role` with exit 2 and the same line as an unknown role, listing the roles that remain."""
+    d = tmp_path / "data"
+    runner = CliRunner()
+    common = ("--config", str(DEMO_CONFIG), "--data-dir", str(d))
+    assert runner.invoke(cli, ["user", "add", "carol", "--role", "user", "--no-password", *common]).exit_code == 0
+    store = UserStore(store_path(d))
+    try:
+        store.set_role_definition("demo", "backend", None)
+    finally:
+        store.close()
+    result = runner.invoke(cli, [*args, *common])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: no role 'backend' in realm 'demo' (roles: anonymous, user, admin)"
+    listing = runner.invoke(cli, ["user", "list", *common]).stdout.splitlines()
+    assert [line.split()[1:3] for line in listing[1:]] == [["carol", "user"]]

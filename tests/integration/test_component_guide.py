@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 
+from router.launch import StartError
 from router.testing import session, start_node
 from tests.conftest import ROOT
 
@@ -55,3 +57,18 @@ async def test_the_guide_component_runs(reactor: Any, tmp_path: Path) -> None:
             assert caught.value.args[0] == "com.example.hello: missing a required argument: 'name'"
     finally:
         await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_guides_first_mistake_fails_with_the_documented_line(reactor: Any, tmp_path: Path) -> None:
+    """The guide's config with `register` missing from the component's role does not start: the error is
+    the line docs/components.md shows, word for word."""
+    config = write_guide_files(tmp_path)
+    document = json.loads(config.read_text())
+    document["realms"][0]["roles"]["backend"]["allow"][0]["actions"] = ["publish"]
+    config.write_text(json.dumps(document))
+    documented = re.search(r"```text\nerror: (.*)\n```", GUIDE.read_text())
+    assert documented is not None
+    with pytest.raises(StartError) as caught:
+        await start_node(reactor, config, tmp_path / "data")  # raises: there is no node to stop
+    assert str(caught.value) == documented.group(1)

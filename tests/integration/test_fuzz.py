@@ -35,7 +35,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -50,8 +49,9 @@ from twisted.python.failure import Failure
 from components import uris
 from router.launch import RunningNode
 from router.testing import session, start_node, wait
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.conftest import demo_document, running, write_config
 from tests.integration import wamp_strategies as ws
+from tests.integration.processes import alive, children, router_worker
 
 pytestmark = pytest.mark.integration
 
@@ -75,15 +75,11 @@ def fuzz_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """A node of its own on the demo config, so generated URIs and ids touch no other test. Its login
     throttle never delays or refuses (the generated HELLOs fail thousands of logins from 127.0.0.1; the
     throttle has its own tests), everything else is the demo's."""
-    doc = json.loads(DEMO_CONFIG.read_text())
-    doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
+    doc = demo_document()
     doc["throttle"] = {"per_authid": 1_000_000, "per_peer": 1_000_000, "delay_after": 1_000_000}
     tmp = tmp_path_factory.mktemp("fuzz-node")
-    config = tmp / "switchboard.json"
-    config.write_text(json.dumps(doc))
-    node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, config, tmp / "data")))
-    yield node
-    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
+    with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
+        yield node
 
 
 # -- a WebSocket client that sends anything ---------------------------------------------------------------
@@ -349,36 +345,9 @@ class Canary:
 # -- the node's health ------------------------------------------------------------------------------------
 
 
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat_line = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat_line.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def router_worker(node: RunningNode) -> int:
-    """The PID of the node's router worker (its process title is set by the compiled config)."""
-    for pid in children(node.process.pid or 0):
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"switchboard router"):
-                return pid
-    raise AssertionError("the node has no router worker")
-
-
-def alive(pid: int) -> bool:
-    """``pid`` exists and is not a zombie."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat_line.rsplit(")", 1)[1].split()[0] != "Z"
+def node_worker(node: RunningNode) -> int:
+    """The PID of the node's router worker."""
+    return router_worker(children(node.process.pid or 0))
 
 
 @dataclass(frozen=True)
@@ -454,7 +423,7 @@ async def test_router_survives_generated_messages(reactor: Any, fuzz_node: Runni
     or its connection closed in time, a canary session's sys.info calls all succeed within CANARY_BOUND
     throughout, a fresh session joins at the end, and the node log holds no traceback."""
     node = fuzz_node
-    worker = router_worker(node)
+    worker = node_worker(node)
     log_path = node.process.log_path
     canary = Canary(reactor)
     canary_done = defer.ensureDeferred(canary.run(node.url))
@@ -532,7 +501,7 @@ async def test_router_survives_generated_messages(reactor: Any, fuzz_node: Runni
     assert run.messages >= MIN_MESSAGES, figures
     assert node.process.exit_code is None
     assert alive(worker), f"router worker {worker} is gone"
-    assert router_worker(node) == worker
+    assert node_worker(node) == worker
 
     async with session(reactor, node.url) as s:
         info = await s.call(uris.SYS_INFO)

@@ -26,7 +26,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from router.config import load_config
 from router.launch import RunningNode, launch, with_port
-from tests.conftest import DEMO_CONFIG, ROOT, _nodes
+from tests.conftest import demo_document, running, write_config
 from tests.integration.users import add_user, credentials
 
 pytestmark = pytest.mark.integration
@@ -70,22 +70,14 @@ node_lines = NodeLines()
 def proxied_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """The demo config with scram, 127.0.0.1 as a trusted proxy, 3 failures per authid and address within
     10 minutes, no per-authid delay in reach, logging at info (login failures are logged at info)."""
-    doc = json.loads(DEMO_CONFIG.read_text())
+    doc = demo_document()
     doc["listen"][0]["auth"]["scram"] = {}
     doc["throttle"] = {"per_authid": 3, "per_peer": 10000, "window": 600, "delay_after": 1000}
     doc["trusted_proxies"] = ["127.0.0.1"]
-    doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
     tmp = tmp_path_factory.mktemp("proxied-node")
-    path = tmp / "switchboard.json"
-    path.write_text(json.dumps(doc))
-    config = with_port(load_config(path), 0)
-    node = pytest_twisted.blockon(
-        defer.ensureDeferred(launch(reactor, config, tmp / "data", loglevel="info", on_line=node_lines.feed))
-    )
-    _nodes.append(node)
-    yield node
-    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
-    _nodes.remove(node)
+    config = with_port(load_config(write_config(tmp, doc)), 0)
+    with running(launch(reactor, config, tmp / "data", loglevel="info", on_line=node_lines.feed)) as node:
+        yield node
 
 
 class Outcome:

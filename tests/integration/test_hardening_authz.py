@@ -6,7 +6,6 @@ here joins without credentials and with exactly the role under test.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,10 +16,10 @@ from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.request import CallRequest
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
-from twisted.internet import defer
 
 from router.launch import RunningNode
 from router.testing import Inbox, session, start_node, wait
+from tests.conftest import running, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +49,8 @@ def authz_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         ],
         "realms": [{"name": "demo", "roles": ROLES}],
     }
-    (tmp / "authz.json").write_text(json.dumps(doc))
-    node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, tmp / "authz.json", tmp / "data")))
-    yield node
-    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
+    with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
+        yield node
 
 
 def url(node: RunningNode, role: str) -> str:

@@ -22,7 +22,7 @@ from components import uris
 from router.config import load_config
 from router.launch import RunningNode, launch
 from router.testing import session, wait
-from tests.conftest import DEMO_CONFIG, _nodes
+from tests.conftest import DEMO_CONFIG, running
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +48,8 @@ def parsing_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     config = dataclasses.replace(config, transports=(*(dataclasses.replace(t, port=0) for t in config.transports), raw))
     data_dir = tmp_path_factory.mktemp("parsing-node")
-    node = pytest_twisted.blockon(
-        defer.ensureDeferred(launch(reactor, config, data_dir, loglevel="info", ready_timeout=90))
-    )
-    _nodes.append(node)
-    yield node
-    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
-    _nodes.remove(node)
+    with running(launch(reactor, config, data_dir, loglevel="info", ready_timeout=90)) as node:
+        yield node
 
 
 def port_of(node: RunningNode, kind: str) -> int:

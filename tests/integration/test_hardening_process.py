@@ -3,7 +3,6 @@ directory, revocation that says when it failed, and the demo chat's bounded room
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
@@ -20,43 +19,18 @@ from twisted.internet import defer, task, threads
 
 from components import uris
 from router import serve
+from router.authz.model import RESERVED_ROLES
 from router.launch import RunningNode, StartError
-from router.roles import RESERVED_ROLES
 from router.testing import session, start_node
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.conftest import DEMO_CONFIG, demo_document, running, write_config
 from tests.integration.cli import SWITCHBOARD, RunningCommand
+from tests.integration.processes import children, router_worker
 
 pytestmark = pytest.mark.integration
 
 MAX_ROOMS = 20
 PASSWORD = "correct horse battery staple"
 RESTART_LINE = "node exited unexpectedly (exit code {code}); restarting (attempt {attempt})"
-
-
-def router_worker(pids: list[int]) -> int:
-    """The router worker among ``pids`` (its process title is set by the compiled config)."""
-    for pid in pids:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if cmdline.startswith(b"switchboard router"):
-            return pid
-    raise AssertionError(f"no router worker among {pids}")
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat_line = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat_line.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
@@ -70,15 +44,11 @@ def command() -> Iterator[list[RunningCommand]]:
 @pytest.fixture(scope="module")
 def bounded_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """A node on the demo config whose chat keeps at most MAX_ROOMS rooms, with ticket logins."""
-    doc = json.loads(DEMO_CONFIG.read_text())
-    doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
+    doc = demo_document()
     doc["components"][0]["extra"] = {"history_size": 10, "max_rooms": MAX_ROOMS, "room_ttl": 86400}
     tmp = tmp_path_factory.mktemp("bounded-node")
-    config = tmp / "switchboard.json"
-    config.write_text(json.dumps(doc))
-    node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, config, tmp / "data")))
-    yield node
-    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
+    with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
+        yield node
 
 
 def sb(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -27,9 +27,9 @@ from twisted.internet import defer, task
 from twisted.internet.protocol import Factory, Protocol
 
 from router.launch import RunningNode
-from router.seam.calls import TOO_MANY_PENDING_CALLS
 from router.testing import session, start_node, wait
-from tests.conftest import DEMO_CONFIG, ROOT, _nodes
+from router.uris import TOO_MANY_PENDING_CALLS
+from tests.conftest import demo_document, running, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +45,7 @@ PROXY = "127.0.0.4"
 def small_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """A node on the demo config with small limits, a RawSocket listener, a trusted proxy (127.0.0.4) and
     the role ``anonymous`` allowed everything under ``hardening``."""
-    doc = json.loads(DEMO_CONFIG.read_text())
-    doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
+    doc = demo_document()
     doc["limits"] = {
         "http_timeout": HTTP_TIMEOUT,
         "max_connections_per_peer": PER_PEER,
@@ -69,13 +68,8 @@ def small_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         {"uri": "hardening", "match": "prefix", "actions": ["call", "register", "publish", "subscribe"]}
     )
     tmp = tmp_path_factory.mktemp("resources-node")
-    config = tmp / "switchboard.json"
-    config.write_text(json.dumps(doc))
-    node = pytest_twisted.blockon(defer.ensureDeferred(start_node(reactor, config, tmp / "data")))
-    _nodes.append(node)
-    yield node
-    pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
-    _nodes.remove(node)
+    with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
+        yield node
 
 
 def _port(node: RunningNode, kind: str) -> int:

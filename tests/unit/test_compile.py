@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from router.compile import compile_node, compile_permissions
+from router.authz.static import compile_permissions
+from router.compile import compile_node
 from router.config import Role, Rule, load_config, parse_config
 from router.launch import with_port
 from tests.conftest import DEMO_CONFIG

@@ -6,6 +6,7 @@ import json
 import re
 
 from components import uris
+from router import uris as router_uris
 from router.config import schema
 from tests.conftest import ROOT
 from tests.unit.schema_keys import MISSING, schema_rows
@@ -43,20 +44,21 @@ def test_no_documented_key_is_missing_from_the_schema() -> None:
 
 
 def test_every_public_uri_is_documented() -> None:
-    """Each procedure, topic and error URI of the demo contract appears in docs/uris.md."""
+    """Each URI of the framework (router.uris) and of the demo contract (components.uris) appears in
+    docs/uris.md."""
     text = (DOCS / "uris.md").read_text()
-    for name in uris.__all__:
-        value = getattr(uris, name)
-        if isinstance(value, str):
-            assert f"`{value}" in text, f"{name} ({value}) is not documented in docs/uris.md"
+    for module in (router_uris, uris):
+        for name in module.__all__:
+            value = getattr(module, name)
+            for uri in value if isinstance(value, tuple) else [value]:
+                if isinstance(uri, str):
+                    assert f"`{uri}" in text, f"{module.__name__}.{name} ({uri}) is not documented in docs/uris.md"
 
 
 def test_every_admin_uri_is_documented() -> None:
     """Each switchboard.admin.* procedure and the audit topic appear in docs/uris.md and the guide."""
-    from router.admin import ON_CHANGE, PREFIX, PROCEDURES
-
     for doc in ("uris.md", "authorization.md"):
         text = (DOCS / doc).read_text()
-        for name in PROCEDURES:
-            assert f"`{PREFIX}{name}" in text, f"{PREFIX}{name} is not documented in docs/{doc}"
-        assert f"`{ON_CHANGE}`" in text
+        for uri in router_uris.ADMIN_PROCEDURES:
+            assert f"`{uri}" in text, f"{uri} is not documented in docs/{doc}"
+        assert f"`{router_uris.ADMIN_ON_CHANGE}`" in text

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from router.authz.rules import decide, pattern_allowed
 from router.config import Rule
-from router.rules import decide, pattern_allowed
 
 
 def rule(uri: str, match: str = "exact", actions: tuple[str, ...] = ("subscribe",)) -> Rule:

@@ -6,7 +6,7 @@ import warnings
 from types import SimpleNamespace
 from typing import Any
 
-from router.compile import compile_permissions
+from router.authz.static import compile_permissions
 from router.config import Role, Rule
 from router.seam.authorization import MAX_CACHED_URI, DecisionCache, _make_authorize, record_roles
 

@@ -1,87 +1,208 @@
-"""Canary: every private name of Crossbar/autobahn the seam relies on still exists in the installed versions.
+"""Canary: every private name and wrapped signature of Crossbar/autobahn/Twisted the seam relies on still
+exists in the installed versions, and the version policy holds.
 
-Each module of :mod:`router.seam` lists what it relies on in ``RELIED_ON``, as ``(module, "Class.attribute")``
-pairs or full dotted names. An upgrade of crossbar or autobahn that renames or drops one fails here, by
-name, instead of late in a running router.
+Each module of :mod:`router.seam` lists what it relies on in ``RELIED_ON`` (``(module, "Class.attribute")``
+pairs or full dotted names) and the parameters of what it wraps or calls by position in ``SIGNATURES``. An
+upgrade of crossbar, autobahn or Twisted that renames or drops one fails here, by name, instead of late in a
+running router. The check is :func:`router.seam.missing`, the one the router worker runs on unverified
+versions.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
-import re
-import warnings
+from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
+from twisted.logger import LogEvent, globalLogPublisher
 
 import router.seam
-from router.seam import VERIFIED, UnverifiedVersion, check_versions
+from router import seam
+from router.seam import VERIFIED, UnverifiedVersion, check_versions, exists, missing, relied_on, split_module
+
+# Collected before any test runs, so before any test installs a wrapper over a library function.
+MODULES = {
+    info.name: importlib.import_module(f"router.seam.{info.name}") for info in pkgutil.iter_modules(seam.__path__)
+}
+MISSING = {name: missing(module) for name, module in MODULES.items()}
 
 
-def relied_on() -> list[tuple[str, str, str]]:
-    found = []
-    for info in pkgutil.iter_modules(router.seam.__path__):
-        module = importlib.import_module(f"router.seam.{info.name}")
-        for entry in getattr(module, "RELIED_ON", []):
-            target, name = entry if isinstance(entry, tuple) else split_module(entry)
-            found.append((info.name, target, name))
-    return found
+def entries() -> list[tuple[str, str, str]]:
+    return [(name, target, attr) for name, module in MODULES.items() for target, attr in relied_on(module)]
 
 
-def split_module(dotted: str) -> tuple[str, str]:
-    """``"pkg.mod.Class.attr"`` -> ``("pkg.mod", "Class.attr")``: the longest importable module prefix."""
-    parts = dotted.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        return ".".join(parts[:cut]), ".".join(parts[cut:])
-    raise AssertionError(f"no module in {dotted!r}")
+def signatures() -> list[tuple[str, str, tuple[str, ...]]]:
+    return [
+        (name, dotted, tuple(expected))
+        for name, module in MODULES.items()
+        for dotted, expected in getattr(module, "SIGNATURES", {}).items()
+    ]
 
 
-def exists(target: str, dotted: str) -> bool:
-    """Whether ``dotted`` resolves in module ``target``; an instance attribute counts if the class sets it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # crossbar's import chain warns about itself
-        obj: Any = importlib.import_module(target)
-    *path, last = dotted.split(".")
-    for part in path:
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return False
-    if hasattr(obj, last):
-        return True
-    assignment = re.compile(rf"self\.{re.escape(last)}\s*(:[^=\n]*)?=[^=]")
-    return inspect.isclass(obj) and assignment.search(inspect.getsource(obj)) is not None
+@pytest.fixture
+def unverified(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[LogEvent]]:
+    """A crossbar version the seam was not verified against, the policy undecided; yields the log events."""
+    monkeypatch.setattr(router.seam.crossbar, "__version__", "99.0.0")
+    monkeypatch.setattr(seam, "_decisions", {})
+    monkeypatch.delenv(seam.UNVERIFIED_ENV, raising=False)
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        yield events
+    finally:
+        globalLogPublisher.removeObserver(events.append)
 
 
-def test_the_seam_lists_what_it_relies_on() -> None:
-    """The authorization module (at least) declares its private names, so the canary has something to check."""
-    modules = {module for module, _, _ in relied_on()}
-    assert "authorization" in modules
+def test_every_module_of_the_package_is_judged() -> None:
+    """The policy's module list is exactly the package's modules, each with a non-empty RELIED_ON."""
+    assert set(seam.MODULES) == set(MODULES)
+    empty = [name for name, module in MODULES.items() if not getattr(module, "RELIED_ON", None)]
+    assert empty == []
 
 
-@pytest.mark.parametrize(("module", "target", "name"), relied_on())
+@pytest.mark.parametrize(("module", "target", "name"), entries())
 def test_relied_on_name_exists(module: str, target: str, name: str) -> None:
     """The private name exists in the installed library."""
     assert exists(target, name), f"router.seam.{module} relies on {target}.{name}, which is gone"
 
 
+@pytest.mark.parametrize(("module", "dotted", "expected"), signatures())
+def test_wrapped_signature_is_unchanged(module: str, dotted: str, expected: tuple[str, ...]) -> None:
+    """What the module wraps or calls by position takes the parameters it expects, in that order."""
+    problems = [m for m in MISSING[module] if m.startswith(dotted)]
+    assert problems == [], f"router.seam.{module}: {problems}"
+
+
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        "crossbar.router.dealer.Dealer._add_invoke_request",
+        "crossbar.router.dealer.Dealer._call",
+        "crossbar.router.router.Router.authorize",
+        "autobahn.wamp.serializer.Serializer.unserialize",
+    ],
+)
+def test_every_wrapped_method_of_the_issue_has_its_signature_listed(dotted: str) -> None:
+    """The methods wrapped with positional arguments are among the checked signatures."""
+    assert dotted in {d for _, d, _ in signatures()}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_nothing_is_missing(module: str) -> None:
+    """The run-time check finds nothing missing on the installed versions (so every module installs)."""
+    assert MISSING[module] == []
+
+
+def test_signed_names_are_relied_on() -> None:
+    """Every name with a checked signature is also in its module's RELIED_ON (one list to read)."""
+    unlisted = [
+        f"router.seam.{module}: {dotted}"
+        for module, dotted, _ in signatures()
+        if split_module(dotted) not in relied_on(MODULES[module])
+    ]
+    assert unlisted == []
+
+
+def test_the_canary_notices_a_missing_name_and_a_changed_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """missing() reports a name that is gone and a method whose parameters changed (it can fail)."""
+    from crossbar.router.dealer import Dealer
+
+    module = ModuleType("fake")
+    module.RELIED_ON = ["crossbar.router.dealer.Dealer._no_such_attribute"]  # type: ignore[attr-defined]
+    module.SIGNATURES = {  # type: ignore[attr-defined]
+        "crossbar.router.dealer.Dealer.processCall": ("self", "session", "call"),
+        "crossbar.router.dealer.Dealer._no_such_method": ("self",),
+    }
+    assert missing(module) == [
+        "crossbar.router.dealer.Dealer._no_such_attribute",
+        "crossbar.router.dealer.Dealer._no_such_method",
+    ]
+
+    def processCall(self: Any, session: Any, call: Any, extra: Any) -> None:
+        """A newer signature."""
+
+    monkeypatch.setattr(Dealer, "processCall", processCall)
+    assert missing(module)[1] == (
+        "crossbar.router.dealer.Dealer.processCall(self, session, call) != (self, session, call, extra)"
+    )
+
+
 def test_versions_are_the_verified_ones() -> None:
-    """The installed crossbar and autobahn are exactly the versions the seam was verified against."""
+    """The installed crossbar, autobahn and Twisted are exactly the versions the seam was verified against
+    (skipped while trying others with SWITCHBOARD_UNVERIFIED=1, as `tox -e upgrade` does)."""
+    import os
+
+    if os.environ.get(seam.UNVERIFIED_ENV) == "1" and seam.installed_versions() != VERIFIED:
+        pytest.skip(f"trying unverified versions: {seam.installed_versions()}")
     check_versions()
 
 
-def test_other_versions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With any other crossbar version the seam refuses to install (the worker then does not start)."""
-    import crossbar
-
-    monkeypatch.setattr(crossbar, "__version__", "99.0.0")
-    with pytest.raises(UnverifiedVersion, match=r"99\.0\.0"):
-        check_versions()
+def test_other_versions_are_refused(unverified: list[LogEvent]) -> None:
+    """With any other crossbar version and no SWITCHBOARD_UNVERIFIED, every module refuses, in one line."""
+    with pytest.raises(UnverifiedVersion, match=r"crossbar 99\.0\.0 \(verified: 26\.10\.1\)") as raised:
+        seam.allowed("calls")
+    assert "\n" not in str(raised.value)
     assert VERIFIED["crossbar"] != "99.0.0"
+
+
+def test_speedups_follow_the_same_policy(unverified: list[LogEvent], monkeypatch: pytest.MonkeyPatch) -> None:
+    """speedups.install() refuses unverified versions like every other module (no quiet switch-off)."""
+    from router.seam import speedups
+
+    was_installed = speedups.installed()
+    speedups.uninstall()
+    try:
+        with pytest.raises(UnverifiedVersion):
+            speedups.install()
+        assert not speedups.installed()
+    finally:
+        monkeypatch.undo()
+        if was_installed:
+            speedups.install()
+
+
+def test_unverified_versions_install_what_is_intact(
+    unverified: list[LogEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SWITCHBOARD_UNVERIFIED=1 a module whose names all exist is used; one missing a name is skipped
+    with a warning naming the module and the name; the decision is taken once."""
+    monkeypatch.setenv(seam.UNVERIFIED_ENV, "1")
+    monkeypatch.setattr(MODULES["denials"], "RELIED_ON", ["crossbar.router.dealer.Dealer._gone_in_99"])
+    assert seam.allowed("calls")
+    assert not seam.allowed("denials")
+    assert not seam.allowed("denials")
+    warnings = [e for e in unverified if e.get("log_namespace") == "switchboard.seam"]
+    assert len(warnings) == 1
+    assert warnings[0]["module"] == "denials"
+    assert "Dealer._gone_in_99" in warnings[0]["gone"]
+    assert warnings[0]["log_level"].name == "warn"
+
+
+def test_verified_versions_use_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the verified versions every module is used, without looking at the environment."""
+    monkeypatch.setattr(seam, "_decisions", {})
+    monkeypatch.delenv(seam.UNVERIFIED_ENV, raising=False)
+    assert all(seam.allowed(name) for name in seam.MODULES)
+
+
+def test_roles_refuse_when_skipped(unverified: list[LogEvent], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live role helpers raise (instead of failing half way) where the policy skips their module."""
+    from router.seam import roles
+
+    monkeypatch.setenv(seam.UNVERIFIED_ENV, "1")
+    monkeypatch.setattr(roles, "RELIED_ON", ["crossbar.router.router.Router._gone_in_99"])
+    with pytest.raises(UnverifiedVersion, match=r"router\.seam\.roles"):
+        roles.realm_router(object())
+
+
+def test_relied_on_is_read_from_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """relied_on() normalises dotted names and pairs alike."""
+    module: Any = ModuleType("fake")
+    module.RELIED_ON = [("crossbar.router.router", "Router._roles"), "crossbar.router.dealer.Dealer._call"]
+    assert relied_on(module) == [
+        ("crossbar.router.router", "Router._roles"),
+        ("crossbar.router.dealer", "Dealer._call"),
+    ]

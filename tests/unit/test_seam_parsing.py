@@ -19,11 +19,9 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, globalLogPublisher
 
-from router import speedups
 from router.config import Limits
 from router.peers import networks
-from router.seam import parsing
-from tests.unit.test_seam_canary import exists
+from router.seam import exists, parsing, speedups
 
 LIMIT = 8
 

@@ -16,9 +16,8 @@ from twisted.internet.testing import MemoryReactorClock
 
 from router.config import Limits
 from router.peers import networks
-from router.seam import transport
+from router.seam import exists, split_module, transport
 from router.seam.transport import ConnectionTable, Guard, GuardFactory, GuardPolicy, RefusalLog
-from tests.unit.test_seam_canary import exists, split_module
 
 LIMITS = Limits(
     max_nesting=64,

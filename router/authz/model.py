@@ -1,8 +1,8 @@
 """
-Roles: the rule model, inheritance, and the checks a set of role definitions must pass.
+The role model: :class:`Rule`, :class:`Role`, inheritance, and the checks a set of role definitions must pass.
 
-Shared by the configuration loader (roles in ``switchboard.json``) and the runtime admin API (roles
-changed over WAMP), so both accept and refuse exactly the same definitions.
+Shared by the configuration loader (roles in ``switchboard.json``), the runtime admin API (roles changed
+over WAMP) and the CLI, so all of them accept and refuse exactly the same definitions and names.
 """
 
 from __future__ import annotations

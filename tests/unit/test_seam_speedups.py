@@ -1,19 +1,24 @@
-"""router.speedups: the orjson WAMP JSON codec against autobahn's own, value by value and message by message."""
+"""router.seam.speedups: the orjson WAMP JSON codec against autobahn's own, value by value and message by message.
+
+Every test that installs the speed-ups or changes txaio's log level puts both back as they were."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import txaio
 from autobahn.wamp import message
 from autobahn.wamp import serializer as autobahn_serializer
 from autobahn.wamp.exception import ProtocolError
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from router import speedups
+from router.seam import speedups
 
 autobahn_dumps = autobahn_serializer._dumps
 autobahn_loads = autobahn_serializer._loads
@@ -92,8 +97,7 @@ def round_trips(value: Any) -> bool:
 @given(values)
 def test_writes_what_autobahn_writes(value: Any) -> None:
     """Byte for byte autobahn's JSON (binary as "\\u0000" + base64); with floats, the same values."""
-    if not encodable(value):
-        return
+    assume(encodable(value))
     ours = speedups.dumps(value)
     theirs = autobahn_dumps(value).encode("utf8")
     if has_float(value) and round_trips(value):
@@ -107,8 +111,7 @@ def test_writes_what_autobahn_writes(value: Any) -> None:
 def test_reads_what_autobahn_reads(value: Any) -> None:
     """Whatever autobahn wrote, including binary values, reads back to exactly what autobahn reads; where
     autobahn cannot read it (a text starting with NUL that is not base64), neither can we."""
-    if not encodable(value):
-        return
+    assume(encodable(value))
     text = autobahn_dumps(value)
     assert outcome(lambda: speedups.loads(text.encode("utf8"))) == outcome(lambda: autobahn_loads(text))
 
@@ -157,8 +160,7 @@ def test_nan_is_written_as_null() -> None:
 @pytest.mark.parametrize("payload", [b"[1,", b'["\\ud800"]' + b"x", b"\xff\xfe", b'{"a":}'])
 def test_invalid_messages_are_protocol_errors(payload: bytes) -> None:
     """Invalid JSON or UTF-8 is a ProtocolError through the patched serializer, as without it."""
-    assert speedups.install()
-    with pytest.raises(ProtocolError):
+    with installed(), pytest.raises(ProtocolError):
         autobahn_serializer.JsonSerializer().unserialize(payload)
 
 
@@ -176,26 +178,47 @@ def test_installed_serializer_round_trips_wamp_messages_with_autobahn(
     args: list[Any], kwargs: dict[str, Any], batched: bool
 ) -> None:
     """Installed into autobahn, WAMP messages go both ways between the patched and the original codec."""
-    if not round_trips([args, kwargs]):
-        return
-    assert speedups.install()
-    cls = autobahn_serializer.JsonObjectSerializer
-    original = speedups._original
-    ours, theirs = cls(batched=batched), cls(batched=batched)
-    for msg in wamp_messages(args, kwargs):
-        raw = msg.marshal()
-        expected = original["unserialize"](theirs, original["serialize"](theirs, raw))
-        assert same(original["unserialize"](theirs, ours.serialize(raw)), expected)
-        assert same(ours.unserialize(original["serialize"](theirs, raw)), [autobahn_loads(autobahn_dumps(raw))])
+    assume(round_trips([args, kwargs]))
+    with installed():
+        cls = autobahn_serializer.JsonObjectSerializer
+        original = dict(speedups._original)
+        ours, theirs = cls(batched=batched), cls(batched=batched)
+        for msg in wamp_messages(args, kwargs):
+            raw = msg.marshal()
+            expected = original["unserialize"](theirs, original["serialize"](theirs, raw))
+            assert same(original["unserialize"](theirs, ours.serialize(raw)), expected)
+            assert same(ours.unserialize(original["serialize"](theirs, raw)), [autobahn_loads(autobahn_dumps(raw))])
+
+
+@contextmanager
+def restored() -> Iterator[None]:
+    """Afterwards, the speed-ups installed or not and txaio's log level exactly as before."""
+    was_installed, level = speedups.installed(), txaio.get_global_log_level()
+    try:
+        yield
+    finally:
+        speedups.uninstall()
+        txaio.set_global_log_level(level)
+        if was_installed:
+            speedups.install()
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """The speed-ups installed for the block (a context manager, since Hypothesis tests cannot take
+    function-scoped fixtures), and the process restored afterwards."""
+    with restored():
+        assert speedups.install()
+        yield
 
 
 @pytest.fixture
-def fresh_install() -> Any:
-    """Speed-ups installed from scratch at the current log level, and removed again after the test."""
-    speedups.uninstall()
-    yield speedups
-    speedups.uninstall()
-    speedups.install()
+def fresh_install() -> Iterator[Any]:
+    """Speed-ups not installed (the test installs them at the level it sets); the installation state and
+    the global log level restored after the test."""
+    with restored():
+        speedups.uninstall()
+        yield speedups
 
 
 @given(st.binary(min_size=4, max_size=4), st.binary(max_size=300))
@@ -225,7 +248,6 @@ def test_wsaccel_utf8_validator_agrees_with_autobahn(chunks: list[bytes]) -> Non
 def test_log_helpers_are_plain_above_debug(fresh_install: Any) -> None:
     """At level info the per-message modules' hl*/pformat return their argument, with no ANSI colouring."""
     import crossbar.router.router as router_module
-    import txaio
 
     txaio.set_global_log_level("info")
     assert fresh_install.install()
@@ -239,7 +261,6 @@ def test_log_helpers_are_plain_above_debug(fresh_install: Any) -> None:
 
 def test_non_log_uses_keep_working(fresh_install: Any) -> None:
     """autobahn's WebSocket Timings, the one user of a rebound helper outside a log call, still print as text."""
-    import txaio
     from autobahn.websocket.protocol import Timings
 
     txaio.set_global_log_level("info")
@@ -253,16 +274,12 @@ def test_non_log_uses_keep_working(fresh_install: Any) -> None:
 def test_log_helpers_are_left_alone_at_debug(fresh_install: Any) -> None:
     """When debug messages are emitted, they keep their formatting."""
     import crossbar.router.router as router_module
-    import txaio
     from autobahn.util import hlval
 
     txaio.set_global_log_level("debug")
-    try:
-        assert fresh_install.install()
-        assert router_module.hlval is hlval
-        assert "\x1b[" in router_module.hlval(42)
-    finally:
-        txaio.set_global_log_level("info")
+    assert fresh_install.install()
+    assert router_module.hlval is hlval
+    assert "\x1b[" in router_module.hlval(42)
 
 
 def test_uninstall_restores_the_library(fresh_install: Any) -> None:
@@ -332,3 +349,16 @@ def test_nesting_beyond_orjson_never_reaches_the_recursive_parser(
         speedups.loads(b"[" * 60000 + inner + b"]" * 60000)
     with pytest.raises(AssertionError, match="recursive parser was called"):
         speedups.loads(b"[" * 3 + b"12345678901234567890" + b"]" * 3)
+
+
+def test_installing_for_a_test_leaves_the_process_as_it_was() -> None:
+    """The helpers above put back the installation state and the global log level, whatever the test did."""
+    before = (speedups.installed(), txaio.get_global_log_level(), autobahn_serializer.JsonObjectSerializer.serialize)
+    with installed():
+        txaio.set_global_log_level("debug")
+        assert speedups.installed()
+    assert (
+        speedups.installed(),
+        txaio.get_global_log_level(),
+        autobahn_serializer.JsonObjectSerializer.serialize,
+    ) == before

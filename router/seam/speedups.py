@@ -2,10 +2,12 @@
 Speed-ups of autobahn and Crossbar internals, each measured by ``bench/run.py`` (see docs/performance.md).
 
 Everything here replaces a function of the pinned libraries by one that gives the same observable result
-faster, and is installed only when the installed versions are the ones it was checked against
-(:data:`CHECKED`); with any other version :func:`install` changes nothing and says so. The router worker
-installs them at start (``WorkerBootstrap``); a Python client may call :func:`install` too. The
-environment variable ``SWITCHBOARD_SPEEDUPS=0`` turns them off (to compare, or to rule them out).
+faster. Like every module of :mod:`router.seam`, it follows the seam's version policy
+(:func:`router.seam.allowed`): on versions other than :data:`router.seam.VERIFIED`, :func:`install` raises
+unless ``SWITCHBOARD_UNVERIFIED=1``, and then installs only if everything in :data:`RELIED_ON` exists. The
+router worker installs them at start (:func:`router.seam.install`); a Python client may call
+:func:`install` too. The environment variable ``SWITCHBOARD_SPEEDUPS=0`` turns them off (to compare, or to
+rule them out).
 
 **JSON.** autobahn decodes JSON with the standard library's *pure-Python* scanner, because WAMP sends
 binary values in JSON as strings ``"\\u0000" + base64(bytes)`` and the C scanner cannot hook strings.
@@ -37,26 +39,52 @@ from __future__ import annotations
 import base64
 import decimal
 import importlib
-import logging
 import os
 import pprint
 import re
 from typing import Any
 
-import autobahn
 import autobahn.util
-import crossbar
 import crossbar._util
 import orjson
 import txaio
 import wsaccel.utf8validator
 import wsaccel.xormask
 from autobahn.wamp import serializer as autobahn_serializer
+from twisted.logger import Logger
 
-__all__ = ["CHECKED", "PLAIN_HELPERS", "dumps", "install", "installed", "loads", "uninstall"]
+__all__ = ["PLAIN_HELPERS", "RELIED_ON", "SIGNATURES", "dumps", "install", "installed", "loads", "uninstall"]
 
-#: The library versions these overrides were written and tested against.
-CHECKED = {"autobahn": "26.10.2", "crossbar": "26.10.1"}
+#: autobahn/Crossbar names this module relies on (checked by tests/unit/test_seam_canary.py and, on
+#: unverified versions, before installing).
+RELIED_ON = [
+    "autobahn.wamp.serializer._dumps",
+    "autobahn.wamp.serializer._loads",
+    "autobahn.wamp.serializer.JsonObjectSerializer.serialize",
+    "autobahn.wamp.serializer.JsonObjectSerializer.unserialize",
+    "autobahn.wamp.serializer.JsonObjectSerializer._batched",
+    "autobahn.wamp.serializer.JsonObjectSerializer._use_binary_hex_encoding",
+    "autobahn.wamp.serializer.JsonObjectSerializer._use_decimal_from_str",
+    "autobahn.wamp.serializer.JsonObjectSerializer._use_decimal_from_float",
+    "autobahn.websocket.protocol.create_xor_masker",
+    "autobahn.websocket.protocol.Utf8Validator",
+    "autobahn.websocket.protocol.Timings.__str__",
+    "autobahn.websocket.protocol.Timings._timings",
+    "autobahn.util.hl",
+    "autobahn.util.hlid",
+    "autobahn.util.hlval",
+    "autobahn.util.hltype",
+    "crossbar._util.hl",
+    "crossbar._util.hlid",
+    "crossbar._util.hlval",
+    "crossbar._util.hltype",
+]
+
+#: Methods replaced here, called by autobahn with positional arguments: the parameters expected.
+SIGNATURES = {
+    "autobahn.wamp.serializer.JsonObjectSerializer.serialize": ("self", "obj"),
+    "autobahn.wamp.serializer.JsonObjectSerializer.unserialize": ("self", "payload"),
+}
 
 #: Per-message modules whose log-argument helpers are rebound when debug logging is off.
 PLAIN_HELPERS = (
@@ -71,7 +99,7 @@ PLAIN_HELPERS = (
     "autobahn.twisted.websocket",
 )
 
-_log = logging.getLogger(__name__)
+_log = Logger(namespace="switchboard.speedups")
 _original: dict[str, Any] = {}
 _rebound: list[tuple[Any, str, Any]] = []
 _BINARY_MARK = b"\\u0000"
@@ -192,15 +220,17 @@ def installed() -> bool:
 
 
 def install() -> bool:
-    """Install the speed-ups in this process (idempotent); False if the library versions are not :data:`CHECKED`."""
+    """Install the speed-ups in this process (idempotent); False if switched off (``SWITCHBOARD_SPEEDUPS=0``)
+    or skipped by the seam's version policy (:func:`router.seam.allowed`, which raises on unverified
+    versions unless ``SWITCHBOARD_UNVERIFIED=1``)."""
     if _original:
         return True
     if os.environ.get("SWITCHBOARD_SPEEDUPS", "1") == "0":
         _log.info("speed-ups not installed: SWITCHBOARD_SPEEDUPS=0")
         return False
-    found = {"autobahn": getattr(autobahn, "__version__", None), "crossbar": crossbar.__version__}
-    if found != CHECKED:
-        _log.warning("speed-ups not installed: written for %s, found %s", CHECKED, found)
+    from router.seam import allowed
+
+    if not allowed("speedups"):
         return False
     cls = autobahn_serializer.JsonObjectSerializer
     _original.update(serialize=cls.serialize, unserialize=cls.unserialize)

@@ -1,5 +1,5 @@
 """
-What a role's rules mean, as plain reference logic (no Crossbar).
+What a role's rules mean: the decision itself, as plain logic (no Crossbar).
 
 A rule covers URIs according to its ``match``: ``exact`` the URI itself; ``prefix`` the URI and every URI
 below it, whole components only (``""`` covers everything); ``wildcard`` URIs with as many components,
@@ -10,8 +10,8 @@ beats allow, and nothing else is allowed.
 The WAMP meta API (``wamp`` and below) is covered only by rules that name it: a rule whose URI does not
 start with the component ``wamp`` (the empty prefix included) never covers a ``wamp.*`` URI.
 
-The compiler turns rules into Crossbar's static permissions; the tests check Crossbar's own decisions on
-the compiled result against :func:`decide`.
+:mod:`router.authz.static` turns rules into Crossbar's static permissions where those decide exactly like
+:func:`decide`; for every other role the router calls :func:`decide` itself (:mod:`router.authz.install`).
 
 A *pattern* subscription or registration (``match`` ``prefix`` or ``wildcard`` in SUBSCRIBE/REGISTER
 options) receives events or calls for every URI it matches, so :func:`pattern_allowed` allows it only when
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from router.config import Rule
+from router.authz.model import Rule
 
 __all__ = ["allows", "covers", "decide", "is_meta", "pattern_allowed"]
 
