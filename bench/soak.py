@@ -149,7 +149,7 @@ async def settle(reactor: Any, seconds: float) -> None:
 
 async def still_serves(reactor: Any, url: str) -> str:
     """Whether a fresh client can join and call sys.info (within 10 s)."""
-    from router.testing import session
+    from router.testkit import session
 
     try:
         async with session(reactor, url) as s:
@@ -187,7 +187,7 @@ async def silent(reactor: Any, target: Target, probe: Probe, scale: float) -> st
 async def slow(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
     from autobahn.wamp.types import PublishOptions
 
-    from router.testing import session
+    from router.testkit import session
 
     topic = "bench.soak.slow"
     subscribers = [raw_subscriber(target.websocket, topic) for _ in range(max(1, int(20 * scale)))]
@@ -214,7 +214,7 @@ async def slow(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
 
 
 async def _calls(reactor: Any, target: Target, probe: Probe, uris: Callable[[int], str], n: int, window: int) -> str:
-    from router.testing import session
+    from router.testkit import session
 
     refused = 0
     async with session(reactor, target.url) as s:
@@ -236,7 +236,7 @@ async def longuri(reactor: Any, target: Target, probe: Probe, scale: float) -> s
 
 
 async def pending(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
-    from router.testing import session
+    from router.testkit import session
 
     n, arg = int(5000 * scale) or 1, "p" * 1024
     async with session(reactor, target.url) as callee, session(reactor, target.url) as caller:
@@ -253,7 +253,7 @@ async def pending(reactor: Any, target: Target, probe: Probe, scale: float) -> s
 
 
 async def login(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
-    from router.testing import JoinRefused, session
+    from router.testkit import JoinRefused, session
 
     n, refused = int(200 * scale) or 1, 0
     for i in range(n):
@@ -268,7 +268,7 @@ async def login(reactor: Any, target: Target, probe: Probe, scale: float) -> str
 
 
 async def rooms(reactor: Any, target: Target, probe: Probe, scale: float) -> str:
-    from router.testing import session
+    from router.testkit import session
 
     n, refused = int(20_000 * scale) or 1, 0
     async with session(reactor, target.url) as s:

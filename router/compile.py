@@ -10,6 +10,11 @@ the public transports, and a private *control* transport: RawSocket/msgpack on a
 data directory. The control transport grants the router's built-in ``trusted`` role to whoever can open
 the socket, so only processes of the user owning the data directory can; ``switchboard run`` uses it to
 probe readiness. It is started last, so a session joined through it proves the whole node is up.
+
+Only when asked (``test_login_socket``: the pytest plugin, :mod:`router.testkit`, never ``switchboard run``)
+there is one more private transport: the *test-login* transport, RawSocket on a unix socket in the same
+owner-only directory, whose ``ticket`` method is :func:`router.testkit.logins.create`: it lets a test join
+with any role of a realm and any authid, without users or passwords.
 """
 
 from __future__ import annotations
@@ -20,16 +25,22 @@ from typing import Any
 from router.authz.static import compile_permissions
 from router.config import Config, Realm, Transport
 
-__all__ = ["ROUTER_WORKER_ID", "compile_node"]
+__all__ = ["KIT_LOGIN_AUTHENTICATOR", "KIT_LOGIN_TRANSPORT_ID", "ROUTER_WORKER_ID", "compile_node"]
 
 ROUTER_WORKER_ID = "router_main"
+#: The id of the test-login transport, and the function authenticator behind it (see :mod:`router.testkit`).
+KIT_LOGIN_TRANSPORT_ID = "transport_kit_login"
+KIT_LOGIN_AUTHENTICATOR = "router.testkit.logins.create"
 
 
-def compile_node(config: Config, control_socket: str, store_path: str) -> dict[str, Any]:
+def compile_node(
+    config: Config, control_socket: str, store_path: str, *, test_login_socket: str | None = None
+) -> dict[str, Any]:
     """Return the Crossbar node config (``"version": 2``) for ``config``.
 
     Every transport port in ``config`` must already be concrete (non-zero): Crossbar rejects port 0.
-    Store-backed auth methods read the user store at ``store_path``.
+    Store-backed auth methods read the user store at ``store_path``. With ``test_login_socket`` (a unix
+    socket path: tests only) the node also gets the test-login transport there.
     """
     auth_config = {
         "store": store_path,
@@ -37,6 +48,9 @@ def compile_node(config: Config, control_socket: str, store_path: str) -> dict[s
         "trusted_proxies": list(config.trusted_proxies),
     }
     transports = [_transport(t, auth_config) for t in config.transports]
+    if test_login_socket is not None:
+        transports.append(_kit_login_transport(config, test_login_socket, store_path))
+    # Last: a probe session joined through it proves every other transport is open (router.probe).
     transports.append(_control_transport(control_socket))
     components: list[dict[str, Any]] = [
         {
@@ -149,6 +163,24 @@ def _control_transport(path: str) -> dict[str, Any]:
         "endpoint": {"type": "unix", "path": path},
         "serializers": ["msgpack"],
         "auth": {"anonymous": {"type": "static", "role": "trusted"}},
+    }
+
+
+def _kit_login_transport(config: Config, path: str, store_path: str) -> dict[str, Any]:
+    """Tests only: a ticket login whose ticket names the role (see router.testkit.logins)."""
+    realms = {realm.name: dict(realm.role_definitions) for realm in config.realms}
+    return {
+        "type": "rawsocket",
+        "id": KIT_LOGIN_TRANSPORT_ID,
+        "endpoint": {"type": "unix", "path": path},
+        "serializers": ["json", "msgpack", "cbor"],
+        "auth": {
+            "ticket": {
+                "type": "function",
+                "create": KIT_LOGIN_AUTHENTICATOR,
+                "config": {"store": store_path, "realms": realms},
+            }
+        },
     }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "OWNER_ONLY_UMASK",
     "control_socket_path",
+    "kit_login_socket_path",
     "log_path",
     "node_dir",
     "open_private",
@@ -41,6 +42,13 @@ def control_socket_path(data_dir: Path) -> Path:
     with mode 0666, so in a data directory open to others anyone could connect.
     """
     return node_dir(data_dir) / "control.sock"
+
+
+def kit_login_socket_path(data_dir: Path) -> Path:
+    """The test-login socket of a node the pytest plugin started (:mod:`router.testkit.logins`): it grants
+    any role of a realm to whoever can connect, so it too lives in the owner-only node directory. A node
+    ``switchboard run`` starts never has one."""
+    return node_dir(data_dir) / "kit-login.sock"
 
 
 def log_path(data_dir: Path) -> Path:

@@ -57,6 +57,8 @@ class RunningNode:
     config: Config
     data_dir: Path
     control_socket: str
+    #: The test-login socket (tests only: ``launch(..., test_logins=True)``, see :mod:`router.testkit`).
+    test_login_socket: str | None = None
 
     @property
     def store_path(self) -> Path:
@@ -89,15 +91,18 @@ async def launch(
     ready_timeout: float = 60.0,
     on_line: Callable[[str], None] | None = None,
     on_spawn: Callable[[NodeProcess], None] | None = None,
+    test_logins: bool = False,
 ) -> RunningNode:
     """Compile ``config`` into ``data_dir``, start Crossbar and return once a probe session has joined.
 
     Raises :class:`StartError` (with every child process gone) when the node cannot start. ``on_spawn``
     receives the Crossbar process as soon as it is spawned (before it is ready), e.g. to stop it on a
-    signal that arrives meanwhile.
+    signal that arrives meanwhile. ``test_logins`` (the pytest plugin only, never ``switchboard run``) adds
+    the test-login transport (:mod:`router.testkit.logins`) on :func:`router.datadir.kit_login_socket_path`.
     """
     data_dir = data_dir.resolve()
     control_socket = await _prepare(reactor, config, data_dir)
+    test_login_socket = _kit_login_socket(data_dir) if test_logins else None
     # A new run, and no node runs with this data directory (_prepare checked): keep the last run's log once.
     # (A restart after a crash, relaunch, appends to the log of its run instead.)
     keep_previous_log(datadir.log_path(data_dir), datadir.previous_log_path(data_dir))
@@ -106,7 +111,17 @@ async def launch(
     for attempt in range(1, attempts + 1):
         resolved = _resolve_ports(config)
         try:
-            return await _start(reactor, resolved, data_dir, control_socket, loglevel, ready_timeout, on_line, on_spawn)
+            return await _start(
+                reactor,
+                resolved,
+                data_dir,
+                control_socket,
+                loglevel,
+                ready_timeout,
+                on_line,
+                on_spawn,
+                test_login_socket,
+            )
         except _PortTaken as e:
             # A port we picked was taken between picking and binding: pick again (bounded).
             if attempt == attempts:
@@ -131,7 +146,16 @@ async def relaunch(
     await node.process.stop(grace=0)
     control_socket = await _prepare(reactor, node.config, node.data_dir)
     return await _start(
-        reactor, node.config, node.data_dir, control_socket, loglevel, ready_timeout, on_line, on_spawn, restart=True
+        reactor,
+        node.config,
+        node.data_dir,
+        control_socket,
+        loglevel,
+        ready_timeout,
+        on_line,
+        on_spawn,
+        node.test_login_socket,
+        restart=True,
     )
 
 
@@ -144,11 +168,21 @@ async def _prepare(reactor: Any, config: Config, data_dir: Path) -> str:
     if len(control_socket.encode()) > _MAX_UNIX_PATH:
         raise StartError(f"data directory path too long for a unix socket ({control_socket})")
     await _clear_control_socket(reactor, control_socket, config.realms[0].name, data_dir)
+    # No node runs here (checked above): a test-login socket is one left behind, and a node started without
+    # test logins must not show one.
+    datadir.kit_login_socket_path(data_dir).unlink(missing_ok=True)
     try:
         UserStore(store_path(data_dir)).close()  # create or migrate before the router reads it
     except (StoreError, sqlite3.Error) as e:
         raise StartError(f"cannot open the user store {store_path(data_dir)}: {e}") from None
     return control_socket
+
+
+def _kit_login_socket(data_dir: Path) -> str:
+    path = str(datadir.kit_login_socket_path(data_dir))
+    if len(path.encode()) > _MAX_UNIX_PATH:
+        raise StartError(f"data directory path too long for a unix socket ({path})")
+    return path
 
 
 class _PortTaken(StartError):
@@ -164,10 +198,16 @@ async def _start(
     ready_timeout: float,
     on_line: Callable[[str], None] | None,
     on_spawn: Callable[[NodeProcess], None] | None,
+    test_login_socket: str | None = None,
     restart: bool = False,
 ) -> RunningNode:
     cbdir = datadir.node_dir(data_dir)  # made owner-only by datadir.prepare
-    node_config = compile_node(config, control_socket=control_socket, store_path=str(store_path(data_dir)))
+    node_config = compile_node(
+        config,
+        control_socket=control_socket,
+        store_path=str(store_path(data_dir)),
+        test_login_socket=test_login_socket,
+    )
     _write_private(cbdir / "config.json", json.dumps(node_config, indent=2) + "\n")
 
     process = NodeProcess(reactor, cbdir, datadir.log_path(data_dir), loglevel=loglevel, on_line=on_line)
@@ -207,7 +247,13 @@ async def _start(
     except BaseException:
         await process.stop()
         raise
-    return RunningNode(process=process, config=config, data_dir=data_dir, control_socket=control_socket)
+    return RunningNode(
+        process=process,
+        config=config,
+        data_dir=data_dir,
+        control_socket=control_socket,
+        test_login_socket=test_login_socket,
+    )
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -1,9 +1,12 @@
 """
-Shared fixtures: the reactor, and one real Switchboard node on the demo config for the whole session.
+Shared fixtures: nodes on variants of the demo config, and ``demo_node``.
 
-This is the only module that imports the global reactor (pytest-twisted runs it). The node is started by
-the same :func:`router.launch.launch` that ``switchboard run`` uses, on a port picked at run time and a
-temporary data directory, and stopped (SIGTERM, bounded, then SIGKILL) at the end of the session.
+The ``reactor``, ``switchboard_node`` and ``wamp_session`` fixtures are Switchboard's own pytest plugin's
+(:mod:`router.testkit.plugin`, loaded through its entry point; ``switchboard_config`` in pyproject.toml
+names the demo config). ``demo_node`` is ``switchboard_node``. The other nodes here are started by the same
+:func:`router.launch.launch` that ``switchboard run`` uses, on ports picked at run time and temporary data
+directories, and stopped (SIGTERM, bounded, then SIGKILL) at the end; the plugin attaches the log of every
+node a failing test used to its report.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import pytest_twisted
 from twisted.internet import defer
 
 from router.launch import RunningNode
-from router.testing import start_node
+from router.testkit import start_node
+
+# pytester runs small test projects against the installed plugin (tests/*/test_testkit*.py).
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "switchboard.json"
-
-_nodes: list[RunningNode] = []
 
 
 def demo_document() -> dict[str, Any]:
@@ -43,29 +47,18 @@ def write_config(directory: Path, doc: dict[str, Any]) -> Path:
 
 @contextmanager
 def running(starting: Coroutine[Any, Any, RunningNode]) -> Iterator[RunningNode]:
-    """Start a node (from a fixture, outside the reactor), attach its log to failures, stop it at the end."""
+    """Start a node (from a fixture, outside the reactor), stop it at the end."""
     node = pytest_twisted.blockon(defer.ensureDeferred(starting))
-    _nodes.append(node)
     try:
         yield node
     finally:
         pytest_twisted.blockon(defer.ensureDeferred(node.stop()))
-        _nodes.remove(node)
 
 
 @pytest.fixture(scope="session")
-def reactor() -> Any:
-    """The reactor pytest-twisted runs."""
-    from twisted.internet import reactor as global_reactor
-
-    return global_reactor
-
-
-@pytest.fixture(scope="session")
-def demo_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
-    """A real node on the demo config, listening on a free port."""
-    with running(start_node(reactor, DEMO_CONFIG, tmp_path_factory.mktemp("demo-node"))) as node:
-        yield node
+def demo_node(switchboard_node: RunningNode) -> RunningNode:
+    """A real node on the demo config, listening on free ports: the plugin's ``switchboard_node``."""
+    return switchboard_node
 
 
 @pytest.fixture(scope="session")
@@ -79,14 +72,3 @@ def auth_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     tmp = tmp_path_factory.mktemp("auth-node")
     with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
         yield node
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Attach the tail of every running node's log to a failing test's report."""
-    report = yield
-    if report.failed:
-        for node in _nodes:
-            log = node.process.log_path.read_text(encoding="utf-8", errors="replace")
-            report.sections.append((f"crossbar node log ({node.process.log_path})", log[-8000:]))
-    return report

@@ -15,7 +15,7 @@ from components import uris
 from router import datadir
 from router.credentials import password_credentials
 from router.store import UserStore
-from router.testing import Inbox, JoinRefused, session, start_node, wait
+from router.testkit import Inbox, JoinRefused, session, start_node, wait
 from tests.conftest import demo_document, write_config
 from tests.integration.users import add_user
 

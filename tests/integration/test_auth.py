@@ -10,7 +10,7 @@ from autobahn.wamp.exception import ApplicationError
 
 from components import uris
 from router.store import UserStore
-from router.testing import JoinRefused, session, wait
+from router.testkit import JoinRefused, session, wait
 from tests.integration.users import add_user, credentials
 
 pytestmark = pytest.mark.integration

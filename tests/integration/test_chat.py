@@ -11,7 +11,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions
 
 from components import uris
-from router.testing import Inbox, session
+from router.testkit import Inbox, session
 
 pytestmark = pytest.mark.integration
 

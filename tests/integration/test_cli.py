@@ -21,7 +21,7 @@ import pytest_twisted
 
 from components import uris
 from router import __version__
-from router.testing import session
+from router.testkit import session
 from tests.conftest import DEMO_CONFIG
 from tests.integration.cli import SWITCHBOARD, RunningCommand, switchboard
 

@@ -16,7 +16,7 @@ from twisted.internet import threads
 from router.cli import cli
 from router.datadir import store_path
 from router.store import AUTHID_PATTERN, UserStore
-from router.testing import JoinRefused, session, wait
+from router.testkit import JoinRefused, session, wait
 from tests.conftest import DEMO_CONFIG
 from tests.integration.cli import SWITCHBOARD
 from tests.integration.users import add_user

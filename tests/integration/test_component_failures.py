@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from router.cli import cli
 from router.launch import StartError
-from router.testing import session, start_node
+from router.testkit import session, start_node
 from tests.conftest import demo_document, write_config
 from tests.integration.cli import RunningCommand
 

@@ -12,7 +12,7 @@ import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 
 from router.launch import StartError
-from router.testing import session, start_node
+from router.testkit import session, start_node
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

@@ -48,7 +48,7 @@ from twisted.python.failure import Failure
 
 from components import uris
 from router.launch import RunningNode
-from router.testing import session, start_node, wait
+from router.testkit import session, start_node, wait
 from tests.conftest import demo_document, running, write_config
 from tests.integration import wamp_strategies as ws
 from tests.integration.processes import alive, children, router_worker

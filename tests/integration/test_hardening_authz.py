@@ -18,7 +18,7 @@ from autobahn.wamp.request import CallRequest
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
 from router.launch import RunningNode
-from router.testing import Inbox, session, start_node, wait
+from router.testkit import Inbox, session, start_node, wait
 from tests.conftest import running, write_config
 
 pytestmark = pytest.mark.integration

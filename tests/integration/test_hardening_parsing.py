@@ -21,7 +21,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from components import uris
 from router.config import load_config
 from router.launch import RunningNode, launch
-from router.testing import session, wait
+from router.testkit import session, wait
 from tests.conftest import DEMO_CONFIG, running
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from components import uris
 from router import serve
 from router.authz.model import RESERVED_ROLES
 from router.launch import RunningNode, StartError
-from router.testing import session, start_node
+from router.testkit import session, start_node
 from tests.conftest import DEMO_CONFIG, demo_document, running, write_config
 from tests.integration.cli import SWITCHBOARD, RunningCommand
 from tests.integration.processes import children, router_worker

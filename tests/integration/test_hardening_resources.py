@@ -23,11 +23,12 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, PublishOptions
-from twisted.internet import defer, task
+from twisted.internet import defer, error, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
 from router.launch import RunningNode
-from router.testing import session, start_node, wait
+from router.testkit import session, start_node, wait
 from router.uris import TOO_MANY_PENDING_CALLS
 from tests.conftest import demo_document, running, write_config
 
@@ -84,6 +85,11 @@ class RawClient(Protocol):
         self.closed: defer.Deferred[None] = defer.Deferred()
         self._waiting: list[tuple[bytes, defer.Deferred[None]]] = []
 
+    def send(self, data: bytes) -> None:
+        """Write ``data`` unless the router has already closed the connection (a refusal at accept)."""
+        if self.transport is not None and not self.closed.called:
+            self.transport.write(data)
+
     def dataReceived(self, data: bytes) -> None:
         self.received += data
         for marker, d in list(self._waiting):
@@ -110,7 +116,22 @@ class RawClient(Protocol):
 
 
 async def connect(reactor: Any, port: int, source: str, rcvbuf: int | None = None) -> RawClient:
-    """A raw client connected from ``source`` (a loopback address) to ``port``."""
+    """A raw client connected from ``source`` (a loopback address) to ``port``.
+
+    The router may close a connection the moment it accepts it (over a cap): the client then sees a
+    connection made and lost at once, never an error.
+    """
+    client = RawClient()
+    if rcvbuf is None:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=10, bindAddress=(source, 0))
+        try:
+            await wait(endpoint.connect(Factory.forProtocol(lambda: client)), reactor)
+        except error.ConnectError:
+            # Reset before the connection was made: the router closed it at accept.
+            if not client.closed.called:
+                client.closed.callback(None)
+        return client
+    # A receive buffer must be set before connecting: a socket of our own, handed to the reactor.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         if rcvbuf is not None:
@@ -118,7 +139,6 @@ async def connect(reactor: Any, port: int, source: str, rcvbuf: int | None = Non
         sock.bind((source, 0))
         sock.connect(("127.0.0.1", port))  # loopback: completes at once
         sock.setblocking(False)
-        client = RawClient()
         reactor.adoptStreamConnection(sock.fileno(), socket.AF_INET, Factory.forProtocol(lambda: client))
     finally:
         sock.close()  # the reactor holds its own duplicate
@@ -255,7 +275,7 @@ async def test_connections_beyond_the_per_address_cap_are_closed_at_once(reactor
     opened = [await upgraded(reactor, port, "127.0.0.2") for _ in range(PER_PEER)]
     try:
         extra = await connect(reactor, port, "127.0.0.2")
-        extra.transport.write(upgrade_request(port))
+        extra.send(upgrade_request(port))
         await wait(extra.closed, reactor, timeout=HTTP_TIMEOUT * 0.8)
         assert extra.received == b""
 
@@ -288,7 +308,7 @@ async def test_behind_a_trusted_proxy_the_cap_applies_to_the_forwarded_address(
     opened = [await upgraded(reactor, port, PROXY, one) for _ in range(PER_PEER)]
     try:
         refused = await connect(reactor, port, PROXY)
-        refused.transport.write(upgrade_request(port, one))
+        refused.send(upgrade_request(port, one))
         await wait(refused.closed, reactor)
         assert refused.received.startswith(b"HTTP/1.1 503"), bytes(refused.received[:80])
 

@@ -25,7 +25,7 @@ from router.control import control_session
 from router.credentials import password_credentials
 from router.launch import RunningNode
 from router.store import UserStore
-from router.testing import session, start_node
+from router.testkit import session, start_node
 
 pytestmark = pytest.mark.integration
 

@@ -40,7 +40,7 @@ def add_user(node: RunningNode, role: str = "user", prefix: str = "u") -> TestUs
 
 
 def credentials(method: str, user: TestUser, password: str | None = None) -> dict[str, str]:
-    """Keyword arguments for router.testing.session logging in as ``user`` with ``method``."""
+    """Keyword arguments for router.testkit.session logging in as ``user`` with ``method``."""
     secret = password if password is not None else user.password
     if method == "ticket":
         return {"ticket": secret}

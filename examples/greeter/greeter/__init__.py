@@ -1,0 +1,1 @@
+"""The greeter: a Switchboard component kept outside Switchboard, as a user's own project would be."""
