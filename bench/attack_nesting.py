@@ -24,10 +24,8 @@ per serializer, without and with :mod:`router.seam.parsing` installed (speed-ups
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
 import json
-import os
 import socket
 import struct
 import sys
@@ -41,6 +39,9 @@ from twisted.internet import defer, task, threads
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import rawws  # noqa: E402
 
 from router.config import load_config  # noqa: E402
 from router.launch import launch  # noqa: E402
@@ -53,66 +54,12 @@ DEEP = {
 RAWSOCKET_ID = {"json": 1, "msgpack": 2, "cbor": 3}
 
 
-def ws_connect(port: int, path: str, subprotocol: str, timeout: float) -> socket.socket:
-    """A blocking WebSocket client connection that has finished the opening handshake."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /{path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {subprotocol}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-    return sock
-
-
-def ws_frame(payload: bytes, opcode: int) -> bytes:
-    """One client frame (FIN, masked with a zero key, which leaves the payload as it is)."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return head + b"\x00\x00\x00\x00" + payload
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
-def ws_read(sock: socket.socket) -> tuple[int, bytes]:
-    """The next server frame: (opcode, payload)."""
-    b0, b1 = recv_exact(sock, 2)
-    n = b1 & 0x7F
-    if n == 126:
-        (n,) = struct.unpack("!H", recv_exact(sock, 2))
-    elif n == 127:
-        (n,) = struct.unpack("!Q", recv_exact(sock, 8))
-    return b0 & 0x0F, recv_exact(sock, n)
-
-
 def wait_closed(sock: socket.socket, transport: str) -> str:
     """How the router ended the connection: ``close <code>`` (WebSocket) or ``dropped``."""
     try:
         if transport == "websocket":
             while True:
-                opcode, payload = ws_read(sock)
+                opcode, payload = rawws.read_frame(sock)
                 if opcode == 8:
                     return f"close {struct.unpack('!H', payload[:2])[0] if len(payload) >= 2 else None}"
         while sock.recv(65536):
@@ -127,9 +74,9 @@ class Canary(threading.Thread):
 
     def __init__(self, port: int, path: str) -> None:
         super().__init__(daemon=True)
-        self.sock = ws_connect(port, path, "wamp.2.json", timeout=120)
-        self.sock.sendall(ws_frame(json.dumps([1, "demo", {"roles": {"caller": {}}}]).encode(), 1))
-        assert json.loads(ws_read(self.sock)[1])[0] == 2, "canary not welcomed"
+        self.sock = rawws.connect(port, path, "wamp.2.json", timeout=120)
+        self.sock.sendall(rawws.frame(json.dumps([1, "demo", {"roles": {"caller": {}}}]).encode(), 1))
+        assert json.loads(rawws.read_frame(self.sock)[1])[0] == 2, "canary not welcomed"
         self.worst = 0.0
         self.stop = threading.Event()
 
@@ -138,8 +85,8 @@ class Canary(threading.Thread):
         while not self.stop.is_set():
             request += 1
             started = time.monotonic()
-            self.sock.sendall(ws_frame(json.dumps([48, request, {}, "sys.info"]).encode(), 1))
-            reply = json.loads(ws_read(self.sock)[1])
+            self.sock.sendall(rawws.frame(json.dumps([48, request, {}, "sys.info"]).encode(), 1))
+            reply = json.loads(rawws.read_frame(self.sock)[1])
             assert reply[0] == 50, reply
             self.worst = max(self.worst, time.monotonic() - started)
 
@@ -150,12 +97,12 @@ def attack(port: int, rs_port: int, path: str, serializer: str, transport: str, 
     payload = DEEP[serializer](depth)
     started = time.monotonic()
     if transport == "websocket":
-        sock = ws_connect(port, path, f"wamp.2.{serializer}", timeout=wait)
-        sock.sendall(ws_frame(payload, 1 if serializer == "json" else 2))
+        sock = rawws.connect(port, path, f"wamp.2.{serializer}", timeout=wait)
+        sock.sendall(rawws.frame(payload, 1 if serializer == "json" else 2))
     else:
         sock = socket.create_connection(("127.0.0.1", rs_port), timeout=wait)
         sock.sendall(bytes([0x7F, 0xF0 | RAWSOCKET_ID[serializer], 0, 0]))
-        recv_exact(sock, 4)
+        rawws.recv_exact(sock, 4)
         sock.sendall(len(payload).to_bytes(4, "big") + payload)
     ended = wait_closed(sock, transport)
     closed_after = time.monotonic() - started
@@ -167,9 +114,9 @@ def attack(port: int, rs_port: int, path: str, serializer: str, transport: str, 
 def bad_messages(port: int, path: str, count: int, wait: float) -> Any:
     started = time.monotonic()
     for _ in range(count):
-        sock = ws_connect(port, path, "wamp.2.json", timeout=wait)
+        sock = rawws.connect(port, path, "wamp.2.json", timeout=wait)
         # A HELLO for a realm that is not a URI: autobahn's error text quotes it.
-        sock.sendall(ws_frame(b'[1, "SECRET realm!", {"roles": {"caller": {}}}]', 1))
+        sock.sendall(rawws.frame(b'[1, "SECRET realm!", {"roles": {"caller": {}}}]', 1))
         wait_closed(sock, "websocket")
         sock.close()
     return {"bad_messages": count, "seconds": round(time.monotonic() - started, 3)}

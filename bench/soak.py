@@ -39,14 +39,12 @@ before a change; the attacking clients stay this checkout's.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import resource
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -58,6 +56,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import rawws
 import targets
 from targets import Target, start_switchboard
 from twisted.internet import defer, task
@@ -104,42 +103,15 @@ class Probe:
         return rss, n
 
 
-def ws_frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        header = b"\x81" + bytes([0x80 | n])
-    elif n < 65536:
-        header = b"\x81" + bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        header = b"\x81" + bytes([0x80 | 127]) + struct.pack("!Q", n)
-    mask = os.urandom(4)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 def raw_subscriber(port: int, topic: str) -> socket.socket:
     """A blocking WebSocket/WAMP client subscribed to ``topic`` with a tiny receive buffer (then never read)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: wamp.2.json\r\n\r\n"
-        ).encode()
-    )
-    got = b""
-    for marker, message in ((b"\r\n\r\n", None), (b"[2,", [1, "demo", {"roles": {"subscriber": {}}}])):
-        if message is not None:
-            sock.sendall(ws_frame(json.dumps(message).encode()))
-        while marker not in got:
-            got += sock.recv(65536) or b"!"
-            if got.endswith(b"!"):
-                raise RuntimeError("closed during handshake")
-    sock.sendall(ws_frame(json.dumps([32, 1, {}, topic]).encode()))
-    while b"[33," not in got:
-        got += sock.recv(65536)
+    sock = rawws.connect(port, rcvbuf=4096, timeout=10)
+    sock.sendall(rawws.frame(json.dumps([1, "demo", {"roles": {"subscriber": {}}}]).encode()))
+    if (_ws_message(sock) or [None])[0] != 2:
+        raise RuntimeError("not welcomed")
+    sock.sendall(rawws.frame(json.dumps([32, 1, {}, topic]).encode()))
+    if (_ws_message(sock) or [None])[0] != 33:
+        raise RuntimeError("not subscribed")
     return sock
 
 
@@ -287,62 +259,24 @@ async def rooms(reactor: Any, target: Target, probe: Probe, scale: float) -> str
     return f"{n} sends, {refused} refused; {answer}"
 
 
-def _ws_open(port: int, source: str) -> socket.socket:
-    """A blocking WebSocket (wamp.2.json) connection from ``source`` that has finished its handshake."""
-    sock = socket.socket()
-    sock.settimeout(30)
-    sock.bind((source, 0))
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: wamp.2.json\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)  # byte by byte: nothing of the first frame is read with the headers
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        head += chunk
-    return sock
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
 def _ws_message(sock: socket.socket) -> Any:
-    """The next WAMP message from the router (server frames are unmasked), or None on a close frame."""
-    b0, b1 = _recv_exact(sock, 2)
-    n = b1 & 0x7F
-    if n == 126:
-        (n,) = struct.unpack("!H", _recv_exact(sock, 2))
-    elif n == 127:
-        (n,) = struct.unpack("!Q", _recv_exact(sock, 8))
-    payload = _recv_exact(sock, n)
-    return None if b0 & 0x0F == 8 else json.loads(payload)
+    """The next WAMP message from the router, or None on a close frame."""
+    opcode, payload = rawws.read_frame(sock)
+    return None if opcode == 8 else json.loads(payload)
 
 
 def ticket_login(port: int, authid: str, ticket: str) -> tuple[str, float]:
     """One ticket login from :data:`PROBER`: its outcome (``welcome``/``abort``) and the seconds from the
     client's last message (AUTHENTICATE, or HELLO if no challenge came) to the router's answer."""
-    sock = _ws_open(port, PROBER)
+    sock = rawws.connect(port, source=PROBER)
     try:
         hello = [1, "demo", {"roles": {"caller": {}}, "authmethods": ["ticket"], "authid": authid}]
         started = time.perf_counter()
-        sock.sendall(ws_frame(json.dumps(hello).encode()))
+        sock.sendall(rawws.frame(json.dumps(hello).encode()))
         message = _ws_message(sock)
         if message is not None and message[0] == 4:
             started = time.perf_counter()
-            sock.sendall(ws_frame(json.dumps([5, ticket, {}]).encode()))
+            sock.sendall(rawws.frame(json.dumps([5, ticket, {}]).encode()))
             message = _ws_message(sock)
         elapsed = time.perf_counter() - started
         return ("welcome" if message is not None and message[0] == 2 else "abort"), elapsed
@@ -400,15 +334,15 @@ async def refusals(reactor: Any, target: Target, probe: Probe, scale: float) -> 
 def sys_info_once(port: int) -> bool:
     """Whether a fresh anonymous session (blocking socket, 2 s per step) joins and calls ``sys.info``."""
     try:
-        sock = _ws_open(port, "127.0.0.1")
+        sock = rawws.connect(port)
     except OSError:
         return False
     try:
         sock.settimeout(2)
-        sock.sendall(ws_frame(json.dumps([1, "demo", {"roles": {"caller": {}}}]).encode()))
+        sock.sendall(rawws.frame(json.dumps([1, "demo", {"roles": {"caller": {}}}]).encode()))
         if (_ws_message(sock) or [None])[0] != 2:
             return False
-        sock.sendall(ws_frame(json.dumps([48, 1, {}, "sys.info"]).encode()))
+        sock.sendall(rawws.frame(json.dumps([48, 1, {}, "sys.info"]).encode()))
         return (_ws_message(sock) or [None])[0] == 50
     except (OSError, ValueError):
         return False
