@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import DEMO_CONFIG
+
 SWITCHBOARD = str(Path(sys.executable).parent / "switchboard")
 
 
@@ -22,6 +24,18 @@ def switchboard(*args: str, cwd: Path | None = None, timeout: float = 60) -> sub
         cwd=cwd,
         check=False,
         stdin=subprocess.DEVNULL,
+    )
+
+
+def sb(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a store command (``user ...``, ``key ...``) on ``data_dir`` with the demo config."""
+    return subprocess.run(
+        [SWITCHBOARD, *args, "--config", str(DEMO_CONFIG), "--data-dir", str(data_dir)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

@@ -47,14 +47,6 @@ def test_version() -> None:
     assert result.stdout.strip() == f"switchboard, version {__version__}"
 
 
-@pytest.fixture
-def command() -> Iterator[list[RunningCommand]]:
-    started: list[RunningCommand] = []
-    yield started
-    for c in started:
-        c.kill()
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 @pytest_twisted.ensureDeferred
 async def test_run_serves_until_signalled_then_exits_0(

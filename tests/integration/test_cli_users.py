@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,24 +17,12 @@ from router.datadir import store_path
 from router.store import AUTHID_PATTERN, UserStore
 from router.testkit import JoinRefused, session, wait
 from tests.conftest import DEMO_CONFIG
-from tests.integration.cli import SWITCHBOARD
+from tests.integration.cli import sb
 from tests.integration.users import add_user
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery staple"
-
-
-def sb(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a store command on ``data_dir`` with the demo config."""
-    return subprocess.run(
-        [SWITCHBOARD, *args, "--config", str(DEMO_CONFIG), "--data-dir", str(data_dir)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_user_and_key_round_trip(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ node before it is ready, with one line naming the component; ``check`` reports c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,6 @@ from tests.integration.cli import RunningCommand
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-@pytest.fixture
-def command() -> Iterator[list[RunningCommand]]:
-    started: list[RunningCommand] = []
-    yield started
-    for c in started:
-        c.kill()
 
 
 def with_component(tmp_path: Path, class_name: str, **allow: list[dict[str, Any]]) -> Path:

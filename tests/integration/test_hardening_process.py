@@ -23,7 +23,7 @@ from router.authz.model import RESERVED_ROLES
 from router.launch import RunningNode, StartError
 from router.testkit import session, start_node
 from tests.conftest import DEMO_CONFIG, demo_document, running, write_config
-from tests.integration.cli import SWITCHBOARD, RunningCommand
+from tests.integration.cli import SWITCHBOARD, RunningCommand, sb
 from tests.integration.processes import children, router_worker
 
 pytestmark = pytest.mark.integration
@@ -31,14 +31,6 @@ pytestmark = pytest.mark.integration
 MAX_ROOMS = 20
 PASSWORD = "correct horse battery staple"
 RESTART_LINE = "node exited unexpectedly (exit code {code}); restarting (attempt {attempt})"
-
-
-@pytest.fixture
-def command() -> Iterator[list[RunningCommand]]:
-    started: list[RunningCommand] = []
-    yield started
-    for c in started:
-        c.kill()
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +41,6 @@ def bounded_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tmp = tmp_path_factory.mktemp("bounded-node")
     with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
         yield node
-
-
-def sb(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a store command on ``data_dir`` with the demo config."""
-    return subprocess.run(
-        [SWITCHBOARD, *args, "--config", str(DEMO_CONFIG), "--data-dir", str(data_dir)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 # -- restarts --------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from tests.integration.cli import RunningCommand
 pytestmark = pytest.mark.integration
 
 FAKE_VERSION = "99.0.0"
-
-
-@pytest.fixture
-def command() -> Iterator[list[RunningCommand]]:
-    started: list[RunningCommand] = []
-    yield started
-    for c in started:
-        c.kill()
 
 
 def other_versions(tmp_path: Path, gone: str | None = None) -> dict[str, str]:
