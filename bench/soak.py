@@ -441,7 +441,10 @@ def main() -> int:
         os.environ["PYTHONPATH"] = str(Path(args.node_path).resolve())
     if args.router_from:
         base = targets.bench_config
-        targets.bench_config = lambda: {**base(), "pythonpath": [str(Path(args.router_from).resolve())]}
+        targets.bench_config = lambda overrides=None: {
+            **base(overrides),
+            "pythonpath": [str(Path(args.router_from).resolve())],
+        }
     only = [a for a in args.only.split(",") if a]
     only = [a for a in only if a != "restart"] + [a for a in only if a == "restart"]  # the node must survive
     unknown = set(only) - set(ATTACKS)
