@@ -6,7 +6,6 @@ Bad input that needs no node (invalid configs, bad options, ``check``) is tested
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
@@ -22,22 +21,12 @@ import pytest_twisted
 from components import uris
 from router import __version__
 from router.testkit import session
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CONFIG, demo_document, write_config
 from tests.integration.cli import SWITCHBOARD, RunningCommand, switchboard
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def demo_document() -> dict[str, Any]:
-    return json.loads(DEMO_CONFIG.read_text())
-
-
-def write_config(tmp_path: Path, document: dict[str, Any]) -> Path:
-    path = tmp_path / "switchboard.json"
-    path.write_text(json.dumps(document))
-    return path
 
 
 def test_version() -> None:

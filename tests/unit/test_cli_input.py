@@ -4,9 +4,7 @@ installed command against real nodes)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -14,22 +12,12 @@ from nacl.signing import SigningKey
 
 from router.cli import cli
 from router.serve import program_name
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CONFIG, demo_document, write_config
 
 
 def switchboard(*args: str, stdin: str | None = None) -> Result:
     """Run ``switchboard ARGS`` in this process; stdout and stderr apart."""
     return CliRunner().invoke(cli, list(args), prog_name="switchboard", input=stdin)
-
-
-def demo_document() -> dict[str, Any]:
-    return json.loads(DEMO_CONFIG.read_text())
-
-
-def write_config(tmp_path: Path, document: dict[str, Any]) -> Path:
-    path = tmp_path / "switchboard.json"
-    path.write_text(json.dumps(document))
-    return path
 
 
 def test_check_valid_config_summarises_it() -> None:
