@@ -82,6 +82,12 @@ def _summary(config: Config) -> str:
     for realm in config.realms:
         roles = ", ".join(f"{name} ({len(role.allow)} rules)" for name, role in realm.roles.items())
         lines.append(f"  realm      {realm.name}: roles {roles}")
+        for channel in realm.channels:
+            kept = [f"history {channel.history_size}"] if channel.history_size else []
+            kept += ["presence"] if channel.presence else []
+            lines.append(
+                f"  channel    {channel.topic} ({channel.match}) in {realm.name}: {', '.join(kept) or 'nothing kept'}"
+            )
     for c in config.components:
         lines.append(f"  component  {c.class_path} in {c.realm} as {c.role}")
     if not config.components:

@@ -20,10 +20,12 @@ with any role of a realm and any authid, without users or passwords.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from router.authz.static import compile_permissions
 from router.config import Config, Realm, Transport
+from router.datadir import history_path
 
 __all__ = ["KIT_LOGIN_AUTHENTICATOR", "KIT_LOGIN_TRANSPORT_ID", "ROUTER_WORKER_ID", "compile_node"]
 
@@ -65,8 +67,13 @@ def compile_node(
     ]
     # First, so it runs before any transport opens (router components start in order, transports after).
     components.insert(0, _bootstrap(config, auth_config if config.uses_store else None, store_path))
+    # Channels next: attached to their realm's router before any client can publish or subscribe.
+    channels = [
+        _channels(index, realm, config, store_path) for index, realm in enumerate(config.realms) if realm.channels
+    ]
+    components[1:1] = channels
     for index, realm in enumerate(config.realms):
-        components.insert(1 + index, _admin(index, realm, store_path))
+        components.insert(1 + len(channels) + index, _admin(index, realm, store_path))
     # Whose start the bootstrap reports to the readiness probe (router.component): every component after it.
     hosted = [{"class": c["classname"], "realm": c["realm"]} for c in components[1:]]
     components[0]["extra"]["components"] = hosted
@@ -98,6 +105,23 @@ def _admin(index: int, realm: Realm, store_path: str) -> dict[str, Any]:
         "realm": realm.name,
         "role": "trusted",
         "extra": {"store": store_path, "roles": dict(realm.role_definitions)},
+    }
+
+
+def _channels(index: int, realm: Realm, config: Config, store_path: str) -> dict[str, Any]:
+    """The channels of ``realm`` (see router.channels.service), history next to the user store."""
+    return {
+        "type": "class",
+        "id": f"switchboard_channels_{index:03d}",
+        "classname": "router.channels.service.ChannelComponent",
+        "realm": realm.name,
+        "role": "trusted",
+        "extra": {
+            "channels": [dataclasses.asdict(c) for c in realm.channels],
+            "history": str(history_path(Path(store_path).parent)),
+            "flush": config.limits.history_flush,
+            "max_presence_data": config.limits.max_presence_data,
+        },
     }
 
 

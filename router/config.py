@@ -24,6 +24,7 @@ from router.authz.model import Role, Rule, build_roles, role_problems
 __all__ = [
     "ACTIONS",
     "STORE_METHODS",
+    "Channel",
     "Component",
     "Config",
     "ConfigError",
@@ -65,12 +66,36 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class Channel:
+    """Topics whose events are kept and whose subscribers are listed (see :mod:`router.channels`).
+
+    ``history_size`` is 0 without history; ``presence`` False without presence.
+    """
+
+    topic: str
+    match: Literal["exact", "prefix"] = "exact"
+    history_size: int = 0
+    history_ttl: float = 86400.0
+    max_topics: int = 10000
+    presence: bool = False
+    presence_members: bool = True
+    presence_grace: float = 0.0
+
+    def covers(self, topic: str) -> bool:
+        """Whether ``topic`` is one of the channel's topics (prefixes match whole components)."""
+        if self.match == "exact":
+            return topic == self.topic
+        return topic == self.topic or topic.startswith(self.topic + ".")
+
+
+@dataclass(frozen=True)
 class Realm:
     """A WAMP realm and its roles (``role_definitions``: the roles as written in the file)."""
 
     name: str
     roles: Mapping[str, Role]
     role_definitions: Mapping[str, Any] = field(default_factory=dict)
+    channels: tuple[Channel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +158,8 @@ class Limits:
     max_pending_calls: int
     call_timeout: float
     authorization_cache: int
+    history_flush: float = 0.05
+    max_presence_data: int = 1024
 
 
 @dataclass(frozen=True)
@@ -247,6 +274,7 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
         realm_roles[realm["name"]] = set(realm["roles"])
         for pointer, message in role_problems(realm["roles"]):
             yield Problem(f"/realms/{i}/roles{pointer}", message)
+        yield from _channel_problems(i, realm.get("channels", []))
 
     names: set[str] = set()
     bound: set[tuple[str, int]] = set()
@@ -300,6 +328,39 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
             yield Problem(f"/components/{i}/role", f"no role {role!r} in realm {realm_name!r}")
 
 
+def _channel_problems(realm_index: int, channels: list[dict[str, Any]]) -> Iterator[Problem]:
+    """Channels of one realm may not overlap: each topic belongs to at most one channel."""
+    built = [_channel(c) for c in channels]
+    for i, channel in enumerate(built):
+        for j, other in enumerate(built[:i]):
+            if channel.covers(other.topic) or other.covers(channel.topic):
+                yield Problem(
+                    f"/realms/{realm_index}/channels/{i}/topic",
+                    f"{channel.topic!r} overlaps channel {j} ({other.topic!r}): a topic belongs to one channel",
+                )
+                break
+
+
+def _channel(c: dict[str, Any]) -> Channel:
+    """The :class:`Channel` a valid channel object of the file stands for, the schema's defaults filled in."""
+    props = schema()["$defs"]["channel"]["properties"]
+    history_defaults = {k: v["default"] for k, v in props["history"]["properties"].items()}
+    presence_defaults = {k: v["default"] for k, v in props["presence"]["properties"].items()}
+    history = {**history_defaults, **c["history"]} if "history" in c else None
+    presence = c.get("presence", props["presence"]["default"])
+    options = {**presence_defaults, **(presence if isinstance(presence, dict) else {})}
+    return Channel(
+        topic=c["topic"],
+        match=c.get("match", props["match"]["default"]),
+        history_size=history["size"] if history else 0,
+        history_ttl=float(history["ttl"] if history else history_defaults["ttl"]),
+        max_topics=history["max_topics"] if history else history_defaults["max_topics"],
+        presence=presence is not False,
+        presence_members=options["members"],
+        presence_grace=float(options["grace"]),
+    )
+
+
 def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> Config:
     defs = the_schema["$defs"]
 
@@ -331,6 +392,7 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
             name=r["name"],
             roles=build_roles(r["roles"], the_schema),
             role_definitions=r["roles"],
+            channels=tuple(_channel(c) for c in r.get("channels", [])),
         )
         for r in doc["realms"]
     )

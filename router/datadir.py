@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "OWNER_ONLY_UMASK",
     "control_socket_path",
+    "history_path",
     "kit_login_socket_path",
     "log_path",
     "node_dir",
@@ -33,6 +34,11 @@ OWNER_ONLY_UMASK = 0o077
 def store_path(data_dir: Path) -> Path:
     """Where a node with data directory ``data_dir`` keeps its users."""
     return data_dir / "users.sqlite3"
+
+
+def history_path(data_dir: Path) -> Path:
+    """Where a node with data directory ``data_dir`` keeps its channel history (:mod:`router.channels`)."""
+    return data_dir / "history.sqlite"
 
 
 def control_socket_path(data_dir: Path) -> Path:

@@ -27,11 +27,18 @@ __all__ = [
     "AUTHORIZATION_FAILED",
     "CALLER_NOT_DISCLOSED",
     "CANCELED",
+    "CHANNEL_PROCEDURES",
     "CREDENTIALS_REVOKED",
+    "HISTORY_GET",
+    "HISTORY_LOOKUP",
+    "HISTORY_PREFIX",
     "INVALID_ARGUMENT",
     "NODE_COMPONENTS",
     "NOT_AUTHORIZED",
     "NO_SUCH_PROCEDURE",
+    "PRESENCE_GET",
+    "PRESENCE_PREFIX",
+    "PRESENCE_UPDATE",
     "RUNTIME_ERROR",
     "SLOW_CONSUMER",
     "TOO_MANY_PENDING_CALLS",
@@ -66,6 +73,19 @@ ADMIN_PROCEDURES: Final = (
 )
 #: Audit topic: every admin change, as ``{"who", "what", "when"}``.
 ADMIN_ON_CHANGE: Final = "switchboard.admin.on_change"
+
+# -- channels: history and presence (router.channels), on realms that declare channels ------------------
+
+HISTORY_GET: Final = "switchboard.history.get"
+HISTORY_LOOKUP: Final = "switchboard.history.lookup"
+PRESENCE_GET: Final = "switchboard.presence.get"
+PRESENCE_UPDATE: Final = "switchboard.presence.update"
+#: Every channel procedure: any role may call them; each answers only for topics the caller may subscribe to.
+CHANNEL_PROCEDURES: Final = (HISTORY_GET, HISTORY_LOOKUP, PRESENCE_GET, PRESENCE_UPDATE)
+#: Presence changes of topic ``t`` are published on ``PRESENCE_PREFIX + t``.
+PRESENCE_PREFIX: Final = "switchboard.presence."
+#: Nothing below it but :data:`HISTORY_GET` and :data:`HISTORY_LOOKUP` is open to clients.
+HISTORY_PREFIX: Final = "switchboard.history."
 
 # -- the node itself ------------------------------------------------------------------------------------
 

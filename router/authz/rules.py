@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from router.authz.model import Rule
+from router.authz.model import Role, Rule
 
-__all__ = ["allows", "covers", "decide", "is_meta", "pattern_allowed"]
+__all__ = ["allows", "covers", "decide", "discloses", "is_meta", "pattern_allowed"]
 
 
 def is_meta(uri: str) -> bool:
@@ -54,6 +54,14 @@ def allows(rules: Iterable[Rule], uri: str, action: str) -> bool:
 def decide(allow: Iterable[Rule], deny: Iterable[Rule], uri: str, action: str) -> bool:
     """The role's decision: some allow rule covers it and no deny rule does."""
     return allows(allow, uri, action) and not allows(deny, uri, action)
+
+
+def discloses(role: Role | None, uri: str, action: str) -> bool:
+    """Whether ``role`` discloses its sessions' identity for ``action`` on ``uri``: the action is allowed and
+    an allow rule covering it says ``disclose``."""
+    if role is None or not decide(role.allow, role.deny, uri, action):
+        return False
+    return any(r.disclose and action in r.actions and covers(r, uri) for r in role.allow)
 
 
 def pattern_allowed(allow: Iterable[Rule], deny: Iterable[Rule], pattern: str, match: str, action: str) -> bool:

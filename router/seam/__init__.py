@@ -12,7 +12,9 @@ Every place Switchboard reaches into Crossbar, autobahn or Twisted internals: on
 - :mod:`router.seam.transport`: HTTP-stage timeout, connection caps, outgoing buffer bound;
 - :mod:`router.seam.calls`: call timeouts in milliseconds, a router-side call timeout, pending calls per
   session;
-- :mod:`router.seam.speedups`: orjson JSON, plain log arguments, wsaccel.
+- :mod:`router.seam.speedups`: orjson JSON, plain log arguments, wsaccel;
+- :mod:`router.seam.channels`: channel history as Crossbar's realm store, presence from the broker's
+  subscriptions.
 
 **Versions.** :data:`VERIFIED` is the one table of the library versions these overrides were verified
 against (``pyproject.toml`` pins the install to the same versions). Each module lists the names it relies on
@@ -67,7 +69,7 @@ VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.10.2", "twisted": "26.10.0"}
 UNVERIFIED_ENV = "SWITCHBOARD_UNVERIFIED"
 
 #: Every module of the package, in the order :func:`install` considers them.
-MODULES = ("speedups", "parsing", "authorization", "transport", "calls", "denials", "auth", "roles")
+MODULES = ("speedups", "parsing", "authorization", "transport", "calls", "denials", "auth", "roles", "channels")
 
 _log = Logger(namespace="switchboard.seam")
 _decisions: dict[str, bool] = {}

@@ -18,6 +18,10 @@ client past its role or grow the router's memory:
    subscribers. Only router-to-router links may set it; Switchboard runs none yet, so ``forward_for`` is
    dropped from every message a session sends (:data:`LINK_ROLES` names the roles that would keep it).
 
+4. **Channel URIs** (:mod:`router.channels.access`): on a realm with channels, the channel procedures are
+   open to every role, ``switchboard.presence.<topic>`` is decided as a subscription to ``<topic>``, and
+   pattern subscriptions reaching into it by the role's right to subscribe to the topics they reach.
+
 The role *models* (:class:`router.authz.model.Role`) a router decides patterns with are recorded by
 :func:`record_roles`, which the live role installation calls for every role of the realm at start and on
 every change.
@@ -34,9 +38,20 @@ from twisted.internet import defer
 
 from router.authz.model import Role
 from router.authz.rules import pattern_allowed
+from router.channels.access import exact_decision, presence_pattern
 from router.config import Limits
 
-__all__ = ["LINK_ROLES", "MAX_CACHED_URI", "RELIED_ON", "SIGNATURES", "DecisionCache", "install", "record_roles"]
+__all__ = [
+    "CHANNELS_ATTRIBUTE",
+    "LINK_ROLES",
+    "MAX_CACHED_URI",
+    "RELIED_ON",
+    "SIGNATURES",
+    "DecisionCache",
+    "install",
+    "record_roles",
+    "role_model",
+]
 
 #: Private names of Crossbar this module relies on (checked by tests/unit/test_seam_canary.py).
 RELIED_ON = [
@@ -66,6 +81,8 @@ LINK_ROLES: frozenset[str] = frozenset()
 MAX_CACHED_URI = 256
 
 _ROLES_ATTRIBUTE = "_switchboard_role_models"
+#: Set on a realm's router by :func:`router.seam.channels.attach`: its channels (decides channel URIs).
+CHANNELS_ATTRIBUTE = "_switchboard_channels"
 
 
 class DecisionCache(OrderedDict[tuple[str, str, str, str, str], dict[str, Any]]):
@@ -105,6 +122,12 @@ def record_roles(router: Any, roles: Mapping[str, Role], removed: set[str]) -> N
     setattr(router, _ROLES_ATTRIBUTE, models)
 
 
+def role_model(router: Any, authrole: str) -> Role | None:
+    """The rules of ``authrole`` in ``router``'s realm, as last recorded by :func:`record_roles`."""
+    models: dict[str, Role] = getattr(router, _ROLES_ATTRIBUTE, {})
+    return models.get(authrole)
+
+
 def _denied(action: str) -> dict[str, Any]:
     decision: dict[str, Any] = {"allow": False, "cache": False}
     if action in ("call", "publish"):
@@ -119,10 +142,23 @@ def _make_authorize(cache_size: int) -> Any:
         if role is None:
             return defer.succeed(_denied(action))  # the role is gone: deny, as Crossbar does
         match = (options or {}).get("match") or "exact"
+        channels = getattr(self, CHANNELS_ATTRIBUTE, None)
         if match != "exact" and authrole != "trusted":
-            model = getattr(self, _ROLES_ATTRIBUTE, {}).get(authrole)
+            model = role_model(self, authrole)
             allowed = model is not None and pattern_allowed(model.allow, model.deny, uri, match, action)
+            reach = presence_pattern(uri, match) if channels and action == "subscribe" else None
+            if reach is not None and model is not None:
+                inside = pattern_allowed(model.allow, model.deny, reach[0], match, action)
+                allowed = inside if reach[1] else allowed and inside
             return defer.succeed({"allow": allowed, "cache": False})
+        if channels and authrole != "trusted":
+            derived = exact_decision(uri, action)
+            if derived == "allow":
+                return defer.succeed({"allow": True, "disclose": True, "cache": False})
+            if derived == "deny":
+                return defer.succeed(_denied(action))
+            if derived is not None:
+                return self.authorize(session, derived[1], "subscribe", {"match": "exact"})
 
         cache = self._authorization_cache
         if not isinstance(cache, DecisionCache):

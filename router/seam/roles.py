@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.authz.model import Role
-from router.authz.rules import covers, decide
+from router.authz.rules import decide, discloses
 
 __all__ = ["RELIED_ON", "SIGNATURES", "decided_role", "realm_router", "replace_roles"]
 
@@ -86,12 +86,9 @@ def decided_role(router: Any, name: str, role: Role) -> Any:
 
     class _Decided(RouterRole):
         def authorize(self, session: Any, uri: str, action: str, options: Any) -> dict[str, Any]:
-            allowed = decide(role.allow, role.deny, uri, action)
-            authorization: dict[str, Any] = {"allow": allowed, "cache": True}
+            authorization: dict[str, Any] = {"allow": decide(role.allow, role.deny, uri, action), "cache": True}
             if action in ("call", "publish"):
-                authorization["disclose"] = allowed and any(
-                    r.disclose and action in r.actions and covers(r, uri) for r in role.allow
-                )
+                authorization["disclose"] = discloses(role, uri, action)
             return authorization
 
     return _Decided(router, name)

@@ -25,7 +25,8 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 def _type_of(node: dict[str, Any]) -> str:
     if "enum" in node:
         return "one of " + ", ".join(json.dumps(v) for v in node["enum"])
-    return str(node.get("type", "any"))
+    kind = node.get("type", "any")
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
 
 
 def _walk(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> Iterator[tuple[str, str, bool, Any]]:
@@ -35,7 +36,8 @@ def _walk(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> Iterator
         child = _resolve(schema, child)
         path = f"{prefix}.{key}" if prefix else key
         yield path, _type_of(child), key in required, child.get("default", MISSING)
-        if child.get("type") == "object":
+        kind = child.get("type")
+        if kind == "object" or (isinstance(kind, list) and "object" in kind):
             if "properties" in child:
                 yield from _walk(schema, child, path)
             elif isinstance(child.get("additionalProperties"), dict):

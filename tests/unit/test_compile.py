@@ -45,15 +45,17 @@ def test_one_router_worker_with_realm_components_and_transports() -> None:
     assert [r["name"] for r in worker["realms"][0]["roles"]] == ["anonymous", "user", "admin", "backend"]
     assert [(c["classname"], c["realm"], c["role"]) for c in worker["components"]] == [
         ("router.worker.WorkerBootstrap", "demo", "trusted"),
+        ("router.channels.service.ChannelComponent", "demo", "trusted"),
         ("router.admin.AdminComponent", "demo", "trusted"),
         ("components.chat.ChatComponent", "demo", "backend"),
         ("components.system.SystemComponent", "demo", "backend"),
     ]
-    assert worker["components"][1]["extra"] == {
+    assert worker["components"][1]["extra"]["history"] == str(Path(STORE).parent / "history.sqlite")
+    assert worker["components"][2]["extra"] == {
         "store": STORE,
         "roles": json.loads(DEMO_CONFIG.read_text())["realms"][0]["roles"],
     }
-    assert worker["components"][2]["extra"] == {"history_size": 500}
+    assert worker["components"][3]["extra"] == {}
 
 
 def test_store_methods_become_function_authenticators_sharing_one_config() -> None:
@@ -90,7 +92,7 @@ def test_no_authenticator_without_store_methods(tmp_path: Path) -> None:
     path = tmp_path / "sb.json"
     path.write_text(json.dumps(doc))
     compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET, store_path=STORE)
-    bootstrap, admin, *components = compiled["workers"][0]["components"]
+    bootstrap, _channels, admin, *components = compiled["workers"][0]["components"]
     assert (bootstrap["classname"], bootstrap["extra"]["auth"]) == ("router.worker.WorkerBootstrap", None)
     assert admin["classname"] == "router.admin.AdminComponent"
     assert [c["classname"] for c in components] == [

@@ -60,7 +60,10 @@ def test_with_port_overrides_the_main_transport() -> None:
             "/realms/0/roles/anonymous/allow/1/actions/0: "
             "'cal' is not one of ['call', 'register', 'publish', 'subscribe']",
         ),
-        (lambda d: d["realms"][0].__setitem__("colour", 1), "/realms/0/colour: unknown key (allowed: name, roles)"),
+        (
+            lambda d: d["realms"][0].__setitem__("colour", 1),
+            "/realms/0/colour: unknown key (allowed: channels, name, roles)",
+        ),
         (
             lambda d: d.__setitem__("extra", 1),
             "/extra: unknown key (allowed: $schema, components, limits, listen, pythonpath, realms, throttle, "

@@ -1,0 +1,328 @@
+"""Channels on a real node, with autobahn-python clients: history recorded and recovered, presence, who may
+use the channel URIs, bad input, restarts (SIGTERM and kill -9)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions, SubscribeOptions
+from twisted.internet import defer, task
+
+from router import uris
+from router.launch import RunningNode
+from router.testkit import Inbox, NoEvent, assert_denied, assert_invalid, start_node
+from router.testkit.sessions import SessionFactory
+from tests.conftest import demo_document, running, write_config
+from tests.integration.processes import children, router_worker
+
+pytestmark = pytest.mark.integration
+
+ACK = PublishOptions(acknowledge=True)
+
+
+def channel_document() -> dict[str, Any]:
+    """The demo config (chat.room: history and presence with a 5 s grace) plus a small exact channel
+    ``feed`` whose members are hidden, a role ``writer`` that may publish to both (disclosed) and
+    subscribe to anything, and a role ``outsider`` that may subscribe only to ``other``."""
+    doc = demo_document()
+    realm = doc["realms"][0]
+    realm["channels"].append({"topic": "feed", "history": {"size": 5}, "presence": {"members": False}})
+    realm["roles"]["writer"] = {
+        "allow": [
+            {"uri": "chat.room", "match": "prefix", "actions": ["publish"], "disclose": True},
+            {"uri": "feed", "actions": ["publish"]},
+            {"uri": "", "match": "prefix", "actions": ["subscribe"]},
+        ]
+    }
+    realm["roles"]["outsider"] = {"allow": [{"uri": "other", "match": "prefix", "actions": ["subscribe", "publish"]}]}
+    return doc
+
+
+@pytest.fixture(scope="module")
+def node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    tmp = tmp_path_factory.mktemp("channels")
+    with running(start_node(reactor, write_config(tmp, channel_document()), tmp / "data", test_logins=True)) as n:
+        yield n
+
+
+def topic() -> str:
+    return f"chat.room.t{uuid.uuid4().hex[:10]}"
+
+
+async def history(s: Any, where: str, **kw: Any) -> dict[str, Any]:
+    got: dict[str, Any] = await s.call(uris.HISTORY_GET, where, **kw)
+    return got
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_publication_is_recorded_once_with_the_id_subscribers_receive(
+    reactor: Any, node: RunningNode
+) -> None:
+    """A publication with no subscriber is recorded; with an exact and a pattern subscriber it is recorded
+    once, under the publication id both receive, with the disclosed publisher."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="writer", authid="wendy") as w, sessions(role="anonymous") as a:
+        first = await w.publish(where, "alone", options=ACK)
+        exact, pattern = Inbox(reactor), Inbox(reactor)
+        await a.subscribe(exact, where, options=SubscribeOptions(details=True))
+        await w.subscribe(pattern, "chat.room.", options=SubscribeOptions(match="prefix", details=True))
+        second = await w.publish(where, "seen", options=PublishOptions(acknowledge=True, exclude_me=False))
+        (args, kwargs) = await exact.next()
+        assert args == ("seen",)
+        assert kwargs["details"].publication == second.id
+        assert (await pattern.next())[1]["details"].publication == second.id
+        got = await history(a, where)
+    assert [(e["seq"], e["publication"], e["args"]) for e in got["events"]] == [
+        (1, first.id, ["alone"]),
+        (2, second.id, ["seen"]),
+    ]
+    assert {(e["publisher_authid"], e["publisher_authrole"]) for e in got["events"]} == {("wendy", "writer")}
+    assert isinstance(got["epoch"], str)
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_and_addressed_publications_are_not_recorded(reactor: Any, node: RunningNode) -> None:
+    """A denied publish and one addressed to some sessions only (eligible/exclude) leave no trace; an
+    undisclosed publisher is recorded without identity."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="writer") as w, sessions(role="outsider") as o, sessions(role="writer") as reader:
+        await assert_denied(o.publish(where, "intruder", options=ACK))
+        await w.publish(where, "private", options=PublishOptions(acknowledge=True, eligible=[reader._session_id]))
+        await w.publish(where, "not you", options=PublishOptions(acknowledge=True, exclude=[reader._session_id]))
+        kept = await w.publish("feed", "undisclosed", options=ACK)
+        assert (await history(reader, where))["events"] == []
+        feed = await history(reader, "feed")
+    last = feed["events"][-1]
+    assert (last["publication"], last["publisher_authid"], last["publisher_authrole"]) == (kept.id, None, None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_publishers_get_distinct_increasing_numbers(reactor: Any, node: RunningNode) -> None:
+    """Four sessions publishing 50 events each at once: sequence numbers 1..200, each once, and each
+    publisher's events in the order it sent them."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with (
+        sessions(role="writer", authid="p0") as p0,
+        sessions(role="writer", authid="p1") as p1,
+        sessions(role="writer", authid="p2") as p2,
+        sessions(role="writer", authid="p3") as p3,
+    ):
+        publishers = [p0, p1, p2, p3]
+        await defer.gatherResults(
+            [
+                defer.ensureDeferred(p.publish(where, i, n, options=ACK))
+                for n in range(50)
+                for i, p in enumerate(publishers)
+            ]
+        )
+        events = (await history(p0, where, limit=1000))["events"]
+        assert len(events) == 200
+    assert [e["seq"] for e in events] == list(range(1, 201))
+    for i in range(4):
+        assert [e["args"][1] for e in events if e["args"][0] == i] == list(range(50))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_back_after_a_dropped_connection_recovers_the_gap(reactor: Any, node: RunningNode) -> None:
+    """A subscriber loses its connection while 20 events are published; back, history.get(after=the last
+    publication it saw) gives exactly those 20, in order, recovered, paged by `more`."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="writer") as w:
+        async with sessions(role="anonymous") as a:
+            inbox = Inbox(reactor)
+            await a.subscribe(inbox, where, options=SubscribeOptions(details=True))
+            await w.publish(where, -1, options=ACK)
+            last_seen = (await inbox.next())[1]["details"].publication
+            a._transport.transport.abortConnection()
+        sent = [(await w.publish(where, n, options=ACK)).id for n in range(20)]
+        async with sessions(role="anonymous") as back:
+            got, after, more = [], last_seen, True
+            for _ in range(5):
+                page = await history(back, where, after=after, limit=8)
+                assert page["recovered"] is True
+                got += page["events"]
+                after, more = got[-1]["publication"], page["more"]
+                if not more:
+                    break
+    assert not more
+    assert [e["publication"] for e in got] == sent
+    assert [e["args"] for e in got] == [[n] for n in range(20)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_presence_join_update_leave_and_hidden_members(reactor: Any, node: RunningNode) -> None:
+    """An exact subscriber is a member (a pattern subscriber is not): join, update with data, leave on
+    unsubscribe; on `feed` only counts are given."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="anonymous", authid="amy") as amy, sessions(role="writer") as watcher:
+        changes = Inbox(reactor)
+        await watcher.subscribe(changes, uris.PRESENCE_PREFIX + where)
+        await watcher.subscribe(lambda *a: None, "chat.room.", options=SubscribeOptions(match="prefix"))
+        sub = await amy.subscribe(lambda *a: None, where)
+        joined = (await changes.next())[1]
+        assert joined["event"] == "join"
+        assert joined["member"]["authid"] == "amy"
+        assert (joined["sessions"], joined["users"]) == (1, 1)
+        listed = await amy.call(uris.PRESENCE_GET, where)
+        assert [m["session"] for m in listed["members"]] == [amy._session_id]
+        await amy.call(uris.PRESENCE_UPDATE, where, {"typing": True})
+        updated = (await changes.next())[1]
+        assert (updated["event"], updated["member"]["data"]) == ("update", {"typing": True})
+        await sub.unsubscribe()
+        left = (await changes.next())[1]
+        assert (left["event"], left["sessions"]) == ("leave", 0)
+
+        feed_changes = Inbox(reactor)
+        await watcher.subscribe(feed_changes, uris.PRESENCE_PREFIX + "feed")
+        await watcher.subscribe(lambda *a: None, "feed")
+        assert (await feed_changes.next())[1] == {"event": "join", "topic": "feed", "sessions": 1, "users": 1}
+        counts = await watcher.call(uris.PRESENCE_GET, "feed")
+        assert (counts["sessions"], counts["members"]) == (1, [])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dropped_member_is_kept_for_the_grace_period_and_taken_over(reactor: Any, node: RunningNode) -> None:
+    """chat.room has a 5 s grace: a member whose connection drops stays listed; the same user back within
+    it takes the member over (one update naming the old session, no leave, no join); dropped again and
+    not back, it leaves after the grace."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="writer") as watcher:
+        changes = Inbox(reactor)
+        await watcher.subscribe(changes, uris.PRESENCE_PREFIX + where)
+        async with sessions(role="anonymous", authid="bo") as first:
+            await first.subscribe(lambda *a: None, where)
+            await first.call(uris.PRESENCE_UPDATE, where, {"status": "away"})
+            old = first._session_id
+            first._transport.transport.abortConnection()
+        assert [c[1]["event"] for c in [await changes.next(), await changes.next()]] == ["join", "update"]
+        with pytest.raises(NoEvent):
+            await changes.next(timeout=1)
+        assert (await watcher.call(uris.PRESENCE_GET, where))["sessions"] == 1
+        async with sessions(role="anonymous", authid="bo") as again:
+            await again.subscribe(lambda *a: None, where)
+            took = (await changes.next())[1]
+            assert took["event"] == "update"
+            assert (took["member"]["session"], took["member"]["replaces"]) == (again._session_id, old)
+            assert took["member"]["data"] == {"status": "away"}
+            again._transport.transport.abortConnection()
+        gone = (await changes.next(timeout=8))[1]
+        assert (gone["event"], gone["sessions"]) == ("leave", 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_channel_uris_follow_the_right_to_subscribe(reactor: Any, node: RunningNode) -> None:
+    """A role that may not subscribe to a topic gets not_authorized from every channel procedure and for
+    its presence topic, the same whether or not the topic has history; nobody but the router publishes
+    presence events or serves the procedures; pattern subscriptions into presence follow the topics."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="writer") as w, sessions(role="outsider") as o, sessions(role="anonymous") as a:
+        await w.publish(where, "x", options=ACK)
+        await a.subscribe(lambda *x: None, where)
+        refusals = []
+        for target in (where, "nothing.here"):
+            for call in (
+                o.call(uris.HISTORY_GET, target),
+                o.call(uris.HISTORY_LOOKUP, target, 1),
+                o.call(uris.PRESENCE_GET, target),
+                o.call(uris.PRESENCE_UPDATE, target, {}),
+            ):
+                with pytest.raises(ApplicationError) as refused:
+                    await call
+                refusals.append((refused.value.error, refused.value.args[0].split(":")[1]))
+            await assert_denied(o.subscribe(lambda *x: None, uris.PRESENCE_PREFIX + target))
+        assert {r[0] for r in refusals} == {ApplicationError.NOT_AUTHORIZED}
+        assert refusals[:4] == refusals[4:]
+        await assert_denied(w.publish(uris.PRESENCE_PREFIX + where, event="leave", options=ACK))
+        await assert_denied(w.register(lambda: None, uris.HISTORY_GET))
+        await assert_denied(w.register(lambda: None, "switchboard.history.other"))
+        await a.subscribe(
+            lambda *x: None, uris.PRESENCE_PREFIX + "chat.room.", options=SubscribeOptions(match="prefix")
+        )
+        await assert_denied(
+            o.subscribe(lambda *x: None, uris.PRESENCE_PREFIX + "chat.room.", options=SubscribeOptions(match="prefix"))
+        )
+        await assert_denied(a.subscribe(lambda *x: None, "switchboard.", options=SubscribeOptions(match="prefix")))
+        assert len((await history(a, where))["events"]) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_arguments_are_invalid_and_name_the_argument(reactor: Any, node: RunningNode) -> None:
+    """Non-string or malformed topics, limits out of range, non-integer after/publication, oversize or
+    non-member presence data, and a topic that is no channel: invalid_argument naming the argument."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="writer") as w:
+        await assert_invalid(w.call(uris.HISTORY_GET, 5), argument="topic")
+        await assert_invalid(w.call(uris.HISTORY_GET, "a..b"), argument="topic")
+        await assert_invalid(w.call(uris.HISTORY_GET, "x" * 600), argument="topic")
+        await assert_invalid(w.call(uris.HISTORY_GET, "plain.topic"), argument="topic")
+        for limit in (0, 1001, "5", True):
+            await assert_invalid(w.call(uris.HISTORY_GET, where, limit=limit), argument="limit")
+        await assert_invalid(w.call(uris.HISTORY_GET, where, after="1"), argument="after")
+        await assert_invalid(w.call(uris.HISTORY_LOOKUP, where, -1), argument="publication")
+        await assert_invalid(w.call(uris.PRESENCE_UPDATE, where, {}), argument="topic")
+        await w.subscribe(lambda *x: None, where)
+        await assert_invalid(w.call(uris.PRESENCE_UPDATE, where, "x" * 2000), argument="data")
+        await assert_invalid(w.call(uris.PRESENCE_GET, where, limit=0), argument="limit")
+        unknown = await history(w, where, after=12345)
+    assert (unknown["recovered"], unknown["events"]) == (False, [])
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_survives_a_clean_restart_and_a_kill_changes_the_epoch(reactor: Any, tmp_path: Path) -> None:
+    """After SIGTERM and a restart: same epoch, every event, numbering continues. After kill -9 of the
+    router worker and a restart: a new epoch, numbers above every one handed out, recovered false."""
+    config = write_config(tmp_path, channel_document())
+    where = topic()
+
+    async def publish(n: int) -> list[int]:
+        async with SessionFactory(reactor, current)(role="writer") as w:
+            return [(await w.publish(where, i, options=ACK)).id for i in range(n)]
+
+    async def read(after: int | None = None) -> dict[str, Any]:
+        async with SessionFactory(reactor, current)(role="writer") as r:
+            return await history(r, where, after=after, limit=1000)
+
+    current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+    try:
+        ids = await publish(30)
+        before = await read()
+        await current.stop()
+        current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+        after_stop = await read(ids[0])
+        assert (after_stop["epoch"], after_stop["recovered"]) == (before["epoch"], True)
+        assert [e["seq"] for e in after_stop["events"]] == list(range(2, 31))
+        more = await publish(5)
+        worker = router_worker(
+            children(current.process.pid or 0)
+            + [grandchild for child in children(current.process.pid or 0) for grandchild in children(child)]
+        )
+        os.kill(worker, signal.SIGKILL)
+        await task.deferLater(reactor, 1, lambda: None)
+        await current.stop()
+        current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+        crashed = await read(more[-1])
+        assert crashed["epoch"] != before["epoch"]
+        assert crashed["recovered"] is False
+        assert [e["seq"] for e in crashed["events"]][:30] == list(range(1, 31))
+        newest = (await publish(1))[0]
+        latest = (await read())["events"][-1]
+        assert latest["publication"] == newest
+        assert latest["seq"] > 35
+    finally:
+        await current.stop()
