@@ -4,46 +4,50 @@ Chat rooms: the demo application's domain logic.
 Pure Python with no autobahn import and no clock: time and identity come in as arguments, so every rule
 here is unit-tested without a router. :mod:`components.chat.session` exposes it over WAMP.
 
-Memory is bounded whatever clients send: at most ``max_rooms`` rooms of at most ``history_size`` messages.
-A room idle (no message) for ``room_ttl`` seconds is forgotten; when a message opens a new room while
-``max_rooms`` rooms exist, the least recently active room is forgotten to make space (evicting rather than
-refusing, so that one client creating rooms cannot keep everyone else from opening one; an active room is
-never the least recently active). A forgotten room starts again at ``seq`` 1.
+Messages live in the router's channel history (topic ``chat.room.<room>``), which numbers them (``seq``)
+and keeps them across restarts; this module builds them, reads them back from history events, and
+remembers which rooms had a message lately (for ``chat.rooms``). That memory is bounded whatever clients
+send: at most ``max_rooms`` rooms. A room idle (no message) for ``room_ttl`` seconds is forgotten; when a
+message opens a new room while ``max_rooms`` rooms are known, the least recently active room is forgotten
+to make space (evicting rather than refusing, so that one client creating rooms cannot keep everyone else
+from opening one; an active room is never the least recently active). Forgetting a room only drops it from
+``chat.rooms``: its history stays in the channel.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections import OrderedDict, deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
     "DEFAULT_MAX_ROOMS",
-    "DEFAULT_MAX_TEXT_KEPT",
     "DEFAULT_ROOMS_LIMIT",
     "DEFAULT_ROOM_TTL",
     "MAX_HISTORY_LIMIT",
     "MAX_ROOMS_LIMIT",
     "MAX_TEXT_LENGTH",
+    "MESSAGE_KEYS",
     "ROOM_PATTERN",
-    "ChatRooms",
+    "ActiveRooms",
     "InvalidArgument",
     "Message",
+    "check_limit",
+    "check_room",
+    "message_from_event",
+    "new_message",
 ]
 
 ROOM_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
 MAX_TEXT_LENGTH = 4096
 DEFAULT_HISTORY_LIMIT = 50
 MAX_HISTORY_LIMIT = 500
-#: Rooms kept at most (component ``extra.max_rooms``).
+#: Rooms known at most (component ``extra.max_rooms``).
 DEFAULT_MAX_ROOMS = 1000
-#: Characters of message text kept in memory across all rooms (oldest messages of the least recently
-#: active rooms go first): bounds the history at tens of MB whatever the room count and history size.
-DEFAULT_MAX_TEXT_KEPT = 8 * 1024 * 1024
 #: Seconds without a message after which a room is forgotten (component ``extra.room_ttl``).
 DEFAULT_ROOM_TTL = 86400.0
 #: Room names one ``chat.rooms`` answer holds by default, and at most (``limit``).
@@ -62,11 +66,10 @@ class InvalidArgument(ValueError):
 
 @dataclass(frozen=True)
 class Message:
-    """One chat message, as published to the room's topic and returned by ``chat.history``."""
+    """One chat message, as published to the room's topic (its ``seq`` comes from the channel history)."""
 
     id: str
     room: str
-    seq: int
     author: str
     text: str
     ts: float
@@ -74,6 +77,10 @@ class Message:
     def to_dict(self) -> dict[str, Any]:
         """The message as a plain, serializable mapping."""
         return asdict(self)
+
+
+#: The keys of a published message, in order.
+MESSAGE_KEYS = tuple(f.name for f in fields(Message))
 
 
 def check_room(room: object) -> str:
@@ -110,72 +117,48 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-class ChatRooms:
-    """Messages per room: numbered from 1 per room, the last ``history_size`` of each kept in memory.
+def new_message(room: object, text: object, author: str, now: float, new_id: Callable[[], str] = _new_id) -> Message:
+    """A new message by ``author`` at time ``now``, after checking ``room`` and ``text``."""
+    return Message(id=new_id(), room=check_room(room), author=author, text=check_text(text), ts=now)
 
-    At most ``max_rooms`` rooms; a room without a message for ``room_ttl`` seconds is forgotten; at most
-    ``max_text_kept`` characters of text are kept in all (the oldest messages of the least recently active
-    rooms are dropped first; a room keeps its numbering).
+
+def message_from_event(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The message a channel history event carries, with the event's ``seq``; None if its first argument
+    is not a message (a mapping with every message key)."""
+    args = event.get("args")
+    payload = args[0] if isinstance(args, list) and args else None
+    if not isinstance(payload, Mapping) or not all(key in payload for key in MESSAGE_KEYS):
+        return None
+    return {key: payload[key] for key in MESSAGE_KEYS} | {"seq": event["seq"]}
+
+
+class ActiveRooms:
+    """The rooms that had a message lately, by time of their last message.
+
+    At most ``max_rooms`` rooms; a room without a message for ``room_ttl`` seconds is forgotten.
     """
 
-    def __init__(
-        self,
-        history_size: int = MAX_HISTORY_LIMIT,
-        new_id: Callable[[], str] = _new_id,
-        max_rooms: int = DEFAULT_MAX_ROOMS,
-        room_ttl: float = DEFAULT_ROOM_TTL,
-        max_text_kept: int = DEFAULT_MAX_TEXT_KEPT,
-    ) -> None:
-        if history_size < 1:
-            raise ValueError("history_size must be at least 1")
+    def __init__(self, max_rooms: int = DEFAULT_MAX_ROOMS, room_ttl: float = DEFAULT_ROOM_TTL) -> None:
         if max_rooms < 1:
             raise ValueError("max_rooms must be at least 1")
         if room_ttl <= 0:
             raise ValueError("room_ttl must be positive")
-        if max_text_kept < MAX_TEXT_LENGTH:
-            raise ValueError(f"max_text_kept must be at least {MAX_TEXT_LENGTH} (one message)")
-        self._max_text_kept = max_text_kept
-        self._text_kept = 0
-        self._history_size = history_size
         self._max_rooms = max_rooms
         self._room_ttl = room_ttl
-        self._new_id = new_id
-        self._messages: dict[str, deque[Message]] = {}
-        self._last_seq: dict[str, int] = {}
         # Room -> time of its last message, least recently active first.
         self._active: OrderedDict[str, float] = OrderedDict()
 
-    def post(self, room: object, text: object, author: str, now: float) -> Message:
-        """Validate and record a message by ``author`` at time ``now``; return it with its ``seq``.
+    def touch(self, room: str, now: float) -> None:
+        """Note a message to ``room`` at time ``now``.
 
-        Opening a new room when ``max_rooms`` exist forgets the least recently active one.
+        A room new to it when ``max_rooms`` are known makes it forget the least recently active one.
         """
-        room = check_room(room)
-        text = check_text(text)
         self.expire(now)
         if room not in self._active:
             while len(self._active) >= self._max_rooms:
-                self._forget(next(iter(self._active)))
-        seq = self._last_seq.get(room, 0) + 1
-        message = Message(id=self._new_id(), room=room, seq=seq, author=author, text=text, ts=now)
-        self._last_seq[room] = seq
-        kept = self._messages.setdefault(room, deque())
-        if len(kept) == self._history_size:
-            self._text_kept -= len(kept.popleft().text)
-        kept.append(message)
-        self._text_kept += len(text)
+                self._active.popitem(last=False)
         self._active[room] = now
         self._active.move_to_end(room)
-        self._trim_text()
-        return message
-
-    def _trim_text(self) -> None:
-        """Drop the oldest messages of the least recently active rooms until the text fits the budget."""
-        rooms = iter(list(self._active))
-        while self._text_kept > self._max_text_kept:
-            kept = self._messages[next(rooms)]  # the newest message alone always fits: this ends
-            while kept and self._text_kept > self._max_text_kept:
-                self._text_kept -= len(kept.popleft().text)
 
     def expire(self, now: float) -> list[str]:
         """Forget every room without a message since ``now - room_ttl``; return their names."""
@@ -185,29 +168,17 @@ class ChatRooms:
                 break  # ordered by activity: every later room is more recent
             expired.append(room)
         for room in expired:
-            self._forget(room)
+            del self._active[room]
         return expired
 
-    def _forget(self, room: str) -> None:
-        del self._active[room]
-        self._text_kept -= sum(len(m.text) for m in self._messages.pop(room))
-        del self._last_seq[room]
-
-    def history(self, room: object, limit: object = DEFAULT_HISTORY_LIMIT) -> list[Message]:
-        """The last ``limit`` messages of ``room``, oldest first (empty for a room without messages)."""
-        room = check_room(room)
-        limit = check_limit(limit)
-        messages = self._messages.get(room, ())
-        return list(messages)[-limit:]
-
-    def rooms(self, limit: object = DEFAULT_ROOMS_LIMIT, after: object = None) -> list[str]:
-        """Names of the rooms that have messages, sorted: the first ``limit`` after the name ``after``.
+    def names(self, limit: object = DEFAULT_ROOMS_LIMIT, after: object = None) -> list[str]:
+        """Names of the known rooms, sorted: the first ``limit`` after the name ``after``.
 
         Page through every room by passing the last name of one answer as ``after`` of the next.
         """
         limit = check_limit(limit, MAX_ROOMS_LIMIT)
-        if after is not None:
-            if not isinstance(after, str):
-                raise InvalidArgument("after", f"must be a string or null, not {type(after).__name__}")
-            return sorted(r for r in self._messages if r > after)[:limit]
-        return sorted(self._messages)[:limit]
+        if after is None:
+            return sorted(self._active)[:limit]
+        if not isinstance(after, str):
+            raise InvalidArgument("after", f"must be a string or null, not {type(after).__name__}")
+        return sorted(r for r in self._active if r > after)[:limit]

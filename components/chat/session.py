@@ -1,4 +1,5 @@
-"""WAMP glue for the chat rooms: registers ``chat.*`` procedures and publishes to ``chat.room.<room>``."""
+"""WAMP glue for the chat rooms: registers ``chat.*`` procedures, publishes to ``chat.room.<room>`` and reads
+the messages back from that channel's history (``switchboard.history.*``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from components import uris
 from components.chat.core import (
     DEFAULT_HISTORY_LIMIT,
     DEFAULT_MAX_ROOMS,
-    DEFAULT_MAX_TEXT_KEPT,
     DEFAULT_ROOM_TTL,
     DEFAULT_ROOMS_LIMIT,
-    MAX_HISTORY_LIMIT,
-    ChatRooms,
+    ActiveRooms,
     InvalidArgument,
+    check_limit,
+    check_room,
+    message_from_event,
+    new_message,
 )
 from router.component import ComponentSession, invalid_argument, procedure
 
@@ -26,12 +29,12 @@ __all__ = ["ChatComponent"]
 
 
 class ChatComponent(ComponentSession):
-    """Hosts :class:`~components.chat.core.ChatRooms` on its realm.
+    """The chat on its realm. Its role must be allowed to publish and subscribe to ``chat.room.<room>``, a
+    channel with history (the history numbers and keeps the messages).
 
-    ``extra``: ``history_size`` (messages kept per room, default 500), ``max_rooms`` (rooms kept, default
-    1000; a new room beyond it evicts the least recently active one), ``room_ttl`` (seconds without a
-    message after which a room is forgotten, default 86400) and ``max_text_kept`` (characters of text kept
-    in all rooms, default 8 Mi; the oldest messages of the least recently active rooms go first).
+    ``extra``: ``max_rooms`` (rooms ``chat.rooms`` knows, default 1000; a new room beyond it evicts the
+    least recently active one) and ``room_ttl`` (seconds without a message after which ``chat.rooms``
+    forgets a room, default 86400). Other keys are ignored.
     """
 
     #: Where message timestamps come from; tests may replace it.
@@ -39,45 +42,50 @@ class ChatComponent(ComponentSession):
 
     async def onJoin(self, details: Any) -> None:
         extra = self.config.extra or {}
-        self.rooms = ChatRooms(
-            history_size=int(extra.get("history_size", MAX_HISTORY_LIMIT)),
+        self.rooms = ActiveRooms(
             max_rooms=int(extra.get("max_rooms", DEFAULT_MAX_ROOMS)),
             room_ttl=float(extra.get("room_ttl", DEFAULT_ROOM_TTL)),
-            max_text_kept=int(extra.get("max_text_kept", DEFAULT_MAX_TEXT_KEPT)),
         )
         await self.register(self)
         self.log.info("chat ready on realm {realm}", realm=details.realm)
 
     @procedure(uris.CHAT_SEND)
     async def send(self, room: object, text: object, *, details: CallDetails) -> dict[str, Any]:
-        """``chat.send(room, text)``: publish a message to the room and return it."""
+        """``chat.send(room, text)``: publish a message to the room; return it with its ``seq`` in the
+        channel history (null if the history did not keep it)."""
         if details.caller_authid is None:
             raise ApplicationError(
                 uris.CALLER_NOT_DISCLOSED,
                 f'{uris.CHAT_SEND} needs the caller\'s identity: give its rule "disclose": true',
             )
+        now = self.clock()
         try:
-            message = self.rooms.post(room, text, author=details.caller_authid, now=self.clock())
+            message = new_message(room, text, author=details.caller_authid, now=now)
         except InvalidArgument as e:
             raise invalid_argument(uris.CHAT_SEND, str(e)) from None
+        topic = uris.room_topic(message.room)
         payload = message.to_dict()
-        await self.publish(uris.room_topic(message.room), payload, options=PublishOptions(acknowledge=True))
-        return payload
+        publication = await self.publish(topic, payload, options=PublishOptions(acknowledge=True))
+        self.rooms.touch(message.room, now)
+        event = await self.call(uris.HISTORY_LOOKUP, topic, publication.id)
+        return payload | {"seq": event["seq"] if event else None}
 
     @procedure(uris.CHAT_HISTORY)
     async def history(self, room: object, limit: object = DEFAULT_HISTORY_LIMIT) -> list[dict[str, Any]]:
-        """``chat.history(room, limit=50)``: the room's last messages, oldest first."""
-        self.rooms.expire(self.clock())
+        """``chat.history(room, limit=50)``: the room's last messages, oldest first, each with its ``seq``."""
         try:
-            return [m.to_dict() for m in self.rooms.history(room, limit)]
+            topic, count = uris.room_topic(check_room(room)), check_limit(limit)
         except InvalidArgument as e:
             raise invalid_argument(uris.CHAT_HISTORY, str(e)) from None
+        answer = await self.call(uris.HISTORY_GET, topic, limit=count)
+        messages = (message_from_event(event) for event in answer["events"])
+        return [m for m in messages if m is not None]
 
     @procedure(uris.CHAT_ROOMS)
     async def list_rooms(self, limit: object = DEFAULT_ROOMS_LIMIT, after: object = None) -> list[str]:
-        """``chat.rooms(limit=100, after=None)``: sorted names of rooms that have messages, one page."""
+        """``chat.rooms(limit=100, after=None)``: sorted names of rooms with a recent message, one page."""
         self.rooms.expire(self.clock())
         try:
-            return self.rooms.rooms(limit, after)
+            return self.rooms.names(limit, after)
         except InvalidArgument as e:
             raise invalid_argument(uris.CHAT_ROOMS, str(e)) from None

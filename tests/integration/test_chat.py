@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,8 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions
 
 from components import uris
-from router.testkit import Inbox, session
+from router.testkit import Inbox, session, start_node
+from tests.conftest import demo_document, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -20,10 +22,16 @@ def new_room() -> str:
     return f"r_{uuid.uuid4().hex[:12]}"
 
 
+def without_seq(message: dict[str, Any]) -> dict[str, Any]:
+    """The message as published: what chat.send returned, minus its seq."""
+    return {k: v for k, v in message.items() if k != "seq"}
+
+
 @pytest.mark.parametrize("serializer", ["json", "msgpack", "cbor"])
 @pytest_twisted.ensureDeferred
 async def test_send_publishes_and_returns_the_message(reactor: Any, demo_node: Any, serializer: str) -> None:
-    """chat.send returns the message and a subscriber of chat.room.<room> receives exactly that message."""
+    """chat.send returns the message with its seq; a subscriber of chat.room.<room> receives that message
+    without seq, and the channel history holds it under that seq."""
     room = new_room()
     async with session(reactor, demo_node.url, serializer=serializer) as s:
         inbox = Inbox(reactor)
@@ -35,26 +43,67 @@ async def test_send_publishes_and_returns_the_message(reactor: Any, demo_node: A
         assert isinstance(sent["id"], str)
         assert sent["id"]
         assert isinstance(sent["ts"], float)
-        assert await inbox.next() == sent
+        assert await inbox.next() == without_seq(sent)
+        kept = await s.call(uris.HISTORY_GET, uris.room_topic(room))
+        assert [(e["seq"], e["args"]) for e in kept["events"]] == [(1, [without_seq(sent)])]
 
 
 @pytest_twisted.ensureDeferred
 async def test_seq_counts_per_room_and_history_is_oldest_first(reactor: Any, demo_node: Any) -> None:
-    """seq increases by one per room from 1; chat.history returns the last `limit` messages, oldest first."""
+    """seq increases by one per room from 1 in a fresh room; chat.history returns the last `limit` messages,
+    oldest first, each as chat.send returned it."""
     room_a, room_b = new_room(), new_room()
     async with session(reactor, demo_node.url) as s:
-        for i in range(3):
-            await s.call(uris.CHAT_SEND, room_a, f"a{i}")
+        sent = [await s.call(uris.CHAT_SEND, room_a, f"a{i}") for i in range(3)]
         other = await s.call(uris.CHAT_SEND, room_b, "b0")
         assert other["seq"] == 1
         history = await s.call(uris.CHAT_HISTORY, room_a)
         assert [(m["seq"], m["text"]) for m in history] == [(1, "a0"), (2, "a1"), (3, "a2")]
+        assert history == sent
         last_two = await s.call(uris.CHAT_HISTORY, room_a, limit=2)
         assert [m["text"] for m in last_two] == ["a1", "a2"]
         assert await s.call(uris.CHAT_HISTORY, new_room()) == []
         rooms = await s.call(uris.CHAT_ROOMS)
         assert {room_a, room_b} <= set(rooms)
         assert rooms == sorted(rooms)
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_skips_events_that_are_not_messages(reactor: Any, demo_node: Any, wamp_session: Any) -> None:
+    """Another publisher's event in a room's channel that is not a message is left out of chat.history; the
+    messages around it keep their channel seq (it took one)."""
+    room = new_room()
+    async with session(reactor, demo_node.url) as s, wamp_session(role="backend") as backend:
+        first = await s.call(uris.CHAT_SEND, room, "one")
+        await backend.publish(uris.room_topic(room), {"text": "no id"}, options=PublishOptions(acknowledge=True))
+        await backend.publish(uris.room_topic(room), options=PublishOptions(acknowledge=True))
+        last = await s.call(uris.CHAT_SEND, room, "two")
+        assert (first["seq"], last["seq"]) == (1, 4)
+        assert await s.call(uris.CHAT_HISTORY, room) == [first, last]
+
+
+@pytest_twisted.ensureDeferred
+async def test_seq_and_history_continue_across_a_restart(reactor: Any, tmp_path: Path) -> None:
+    """The channel history outlives the node: after a stop and a start on the same data directory, a room's
+    seq goes on where it was and chat.history returns the messages sent before the restart too."""
+    config, data = write_config(tmp_path, demo_document()), tmp_path / "data"
+    room = new_room()
+    node = await start_node(reactor, config, data)
+    try:
+        async with session(reactor, node.url) as s:
+            before = [await s.call(uris.CHAT_SEND, room, text) for text in ("a", "b")]
+    finally:
+        await node.stop()
+    node = await start_node(reactor, config, data)
+    try:
+        async with session(reactor, node.url) as s:
+            after = await s.call(uris.CHAT_SEND, room, "c")
+            history = await s.call(uris.CHAT_HISTORY, room)
+    finally:
+        await node.stop()
+    assert [m["seq"] for m in before] == [1, 2]
+    assert after["seq"] == 3
+    assert history == [*before, after]
 
 
 @pytest_twisted.ensureDeferred
@@ -125,7 +174,7 @@ async def test_rejected_message_is_not_published_or_kept(reactor: Any, demo_node
         good = await s.call(uris.CHAT_SEND, room, "fine")
         # Events from one publisher arrive in order, so a published reject would come first.
         first = await inbox.next()
-        assert first == good
+        assert first == without_seq(good)
         assert good["seq"] == 1
         assert await s.call(uris.CHAT_HISTORY, room) == [good]
 

@@ -37,7 +37,7 @@ RESTART_LINE = "node exited unexpectedly (exit code {code}); restarting (attempt
 def bounded_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     """A node on the demo config whose chat keeps at most MAX_ROOMS rooms, with ticket logins."""
     doc = demo_document()
-    doc["components"][0]["extra"] = {"history_size": 10, "max_rooms": MAX_ROOMS, "room_ttl": 86400}
+    doc["components"][0]["extra"] = {"max_rooms": MAX_ROOMS, "room_ttl": 86400}
     tmp = tmp_path_factory.mktemp("bounded-node")
     with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
         yield node
@@ -60,7 +60,7 @@ async def test_run_restarts_the_node_after_the_router_worker_is_killed(
     worker = router_worker(run.processes())
     killed_at = time.monotonic()
     os.kill(worker, signal.SIGKILL)
-    err_lines = []
+    err_lines: list[str] = []
     while not any(line.startswith("node exited unexpectedly") for line in err_lines):
         line = run.read_err_line(timeout=30)
         assert line, f"stderr closed without a restart line: {err_lines}"
@@ -74,7 +74,7 @@ async def test_run_restarts_the_node_after_the_router_worker_is_killed(
     assert back_after < 30
     async with session(reactor, url) as s:
         sent = await s.call(uris.CHAT_SEND, "after_restart", "hi")
-    assert sent["seq"] == 1  # a fresh node: the chat's memory went with the old one
+    assert sent["seq"] == 1  # the room's first message, numbered by the channel history the new node serves
     assert router_worker(run.processes()) != worker
     run.proc.send_signal(signal.SIGTERM)
     code, _ = run.wait()
@@ -266,13 +266,14 @@ def test_reserved_roles_are_crossbars() -> None:
     assert set(Router.RESERVED_ROLES) == RESERVED_ROLES
 
 
-# -- the chat's memory ----------------------------------------------------------------------------------------
+# -- the chat's bounded rooms ---------------------------------------------------------------------------------
 
 
 @pytest_twisted.ensureDeferred
 async def test_more_rooms_than_max_rooms_keeps_chat_rooms_answering(reactor: Any, bounded_node: RunningNode) -> None:
     """Posting to 1.5 x max_rooms new rooms keeps max_rooms of them (the most recently active ones); chat.rooms
-    answers with one capped page and pages on with `after`."""
+    answers with one capped page and pages on with `after`. A forgotten room keeps its messages: they live
+    in the channel history, not in the chat component."""
     prefix = f"r_{uuid.uuid4().hex[:8]}_"
     names = [f"{prefix}{i:03d}" for i in range(MAX_ROOMS + MAX_ROOMS // 2)]
     async with session(reactor, bounded_node.url) as s:
@@ -280,7 +281,8 @@ async def test_more_rooms_than_max_rooms_keeps_chat_rooms_answering(reactor: Any
             await s.call(uris.CHAT_SEND, name, "x")
         kept = await s.call(uris.CHAT_ROOMS)
         assert kept == names[-MAX_ROOMS:]
-        assert await s.call(uris.CHAT_HISTORY, names[0]) == []
+        forgotten = await s.call(uris.CHAT_HISTORY, names[0])
+        assert [(m["room"], m["text"], m["seq"]) for m in forgotten] == [(names[0], "x", 1)]
         first = await s.call(uris.CHAT_ROOMS, limit=5)
         assert first == names[-MAX_ROOMS:][:5]
         assert await s.call(uris.CHAT_ROOMS, limit=5, after=first[-1]) == names[-MAX_ROOMS:][5:10]
