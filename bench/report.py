@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+from collections.abc import Callable
 from typing import Any
+
+Key = tuple[str, str, str]  # group, case, system
 
 # Per group: (column title, metric, format) and whether a higher value of the headline metric is better.
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
@@ -20,6 +23,12 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "login": [("logins/s", "rate", "{:.0f}"), ("router CPU µs/login", "cpu_us", "{:.0f}"),
               ("canary p50 ms", "canary_p50_ms", "{:.2f}"), ("canary p99 ms", "canary_p99_ms", "{:.2f}")],
     "startup": [("ready in s", "seconds", "{:.2f}"), ("node RSS MiB", "rss_mib", "{:.0f}")],
+    "channels": [("deliveries/s", "rate", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"), ("p99 ms", "p99_ms", "{:.2f}"),
+                 ("router CPU µs/delivery", "cpu_us", "{:.1f}"), ("router CPU %", "router_cpu_pct", "{:.0f}"),
+                 ("presence members", "members", "{:.0f}")],
+    "history": [("publishes/s (acknowledged)", "rate", "{:.0f}"), ("RSS before MiB", "rss_before_mib", "{:.1f}"),
+                ("RSS after MiB", "rss_after_mib", "{:.1f}"), ("router RSS KiB per 10k events", "rss_per_10k_kib",
+                "{:.0f}"), ("history file KiB", "file_kib", "{:.0f}")],
 }  # fmt: skip
 TITLES = {
     "rpc": "RPC: one callee, one caller, N calls in flight",
@@ -27,6 +36,8 @@ TITLES = {
     "idle": "Joined idle sessions (fresh node each time)",
     "login": "Login storm (join + leave, per method) with a canary RPC every 5 ms",
     "startup": "Startup to ready (from the idle runs' fresh starts)",
+    "channels": "Channels: fan-out to a channel topic (history + presence) vs a plain topic, same node",
+    "history": "Channel history: router RSS before and after storing events (fresh node each time)",
 }
 # The metric the ratio columns compare, and whether lower is better for it.
 HEADLINE = {
@@ -35,7 +46,27 @@ HEADLINE = {
     "idle": ("rss_per_session_kib", True),
     "login": ("rate", False),
     "startup": ("seconds", True),
+    "channels": ("rate", False),
+    "history": ("rss_per_10k_kib", True),
 }
+PLAIN_TOPIC_CASE = "plain topic"
+
+
+def _system(other: str) -> Callable[[Key], Key]:
+    return lambda key: (key[0], key[1], other)
+
+
+def _plain_topic(key: Key) -> Key:
+    """The plain-topic row with as many subscribers: cases are "<n> subscribers, <topic kind>"."""
+    return key[0], f"{key[1].split(', ')[0]}, {PLAIN_TOPIC_CASE}", key[2]
+
+
+# Per group, its ratio columns: title, and the row each row is compared with (none for itself).
+RATIOS: dict[str, list[tuple[str, Callable[[Key], Key]]]] = {
+    "channels": [("x plain topic", _plain_topic)],
+    "history": [],
+}
+SYSTEM_RATIOS = [("x crossbar", _system("crossbar")), ("x echo", _system("echo"))]
 
 
 def medians(samples: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, float | None]]:
@@ -70,7 +101,8 @@ def render(samples: list[dict[str, Any]], command: str, reps: int, duration: flo
         if not keys:
             continue
         metric, lower_better = HEADLINE[group]
-        head = ["case", "system", *(c[0] for c in columns), "x crossbar", "x echo"]
+        ratios = RATIOS.get(group, SYSTEM_RATIOS)
+        head = ["case", "system", *(c[0] for c in columns), *(title for title, _ in ratios)]
         lines += [f"### {TITLES[group]}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         cases = list(dict.fromkeys(k[1] for k in keys))
         for case in cases:
@@ -79,10 +111,11 @@ def render(samples: list[dict[str, Any]], command: str, reps: int, duration: flo
                 if row is None:
                     continue
                 cells = [case, system, *(_fmt(row.get(m), f) for _, m, f in columns)]
-                for other in ("crossbar", "echo"):
-                    base = table.get((group, case, other))
+                for _, compared in ratios:
+                    base_key = compared((group, case, system))
+                    base = table.get(base_key)
                     cells.append(_ratio(row.get(metric), base.get(metric) if base else None, lower_better)
-                                 if other != system else "")  # fmt: skip
+                                 if base_key != (group, case, system) else "")  # fmt: skip
                 lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if any(k[0] == "idle" for k in table) or any(k[0] == "login" for k in table):

@@ -11,7 +11,10 @@ Scenarios (load from Node: autobahn-js over WebSocket/JSON, bench/js/clients.js 
 - ``fanout``: one publisher, 1/10/100/1000 subscribers (deliveries/s, publish-to-receive latency);
 - ``idle``: 1k and 10k joined idle sessions on a freshly started node (join rate, router RSS per session);
   these fresh starts also give the startup time (ready line vs. port open) and RSS at ready;
-- ``login``: join + leave in a loop, per auth method, with a canary session calling an RPC every 5 ms.
+- ``login``: join + leave in a loop, per auth method, with a canary session calling an RPC every 5 ms;
+- ``channels`` (Switchboard only): on one node, fan-out to 100 subscribers of a channel topic with history
+  and presence and of a plain topic, taking turns; then, on fresh nodes, router RSS before and after
+  10k events stored in the channel's history.
 
 For each scenario the systems take turns (switchboard, crossbar, echo, switchboard, ...), each repetition
 in a fresh load process; the report gives medians. The router is pinned to CPU 0 and the load to CPU 1
@@ -39,11 +42,29 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import render
-from targets import AUTHID, LOGIN_METHODS, PASSWORD, ROOT, SEED, STARTERS, Target, cpu_seconds, rss_kib
+from targets import (
+    AUTHID,
+    CHANNEL_HISTORY_SIZE,
+    CHANNEL_PREFIX,
+    LOGIN_METHODS,
+    PASSWORD,
+    ROOT,
+    SEED,
+    STARTERS,
+    Target,
+    cpu_seconds,
+    rss_kib,
+    start_switchboard_channels,
+)
 
 LOAD_JS = ROOT / "bench" / "js" / "load.js"
 SYSTEMS = ("switchboard", "crossbar", "echo")
 ECHO_SCENARIOS = {"rpc", "idle"}  # the echo server has no pub/sub and no login
+SCENARIOS = ("rpc", "fanout", "idle", "login", "channels")
+PLAIN_TOPIC = "bench.fanout"
+CHANNEL_TOPIC = f"{CHANNEL_PREFIX}.fanout"
+#: Events per topic in the RSS measurement: the channel's history size, so every event stays stored.
+EVENTS_PER_TOPIC = CHANNEL_HISTORY_SIZE
 
 
 @dataclass(frozen=True)
@@ -57,12 +78,15 @@ class Plan:
     idle: tuple[int, ...]
     logins: tuple[str, ...]
     login_concurrency: int
+    channel_subscribers: int
+    channel_events: int  # a multiple of EVENTS_PER_TOPIC
 
 
 PLANS = {
     "full": Plan(3, 5.0, 1000, (1, 16, 64), ("websocket", "rawsocket"), (1, 10, 100, 1000), (1000, 10000),
-                 LOGIN_METHODS, 8),
-    "quick": Plan(1, 0.5, 200, (16,), ("websocket", "rawsocket"), (10,), (100,), ("anonymous", "ticket"), 2),
+                 LOGIN_METHODS, 8, 100, 10000),
+    "quick": Plan(1, 0.5, 200, (16,), ("websocket", "rawsocket"), (10,), (100,), ("anonymous", "ticket"), 2,
+                  10, 2000),
 }  # fmt: skip
 
 
@@ -110,6 +134,12 @@ class Load:
             raise LoadError(f"expected {name!r} from the load generator, got {event}")
         return event
 
+    def send(self, line: str) -> None:
+        """Write one line to its stdin: the signal to go on."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
     def release(self) -> None:
         """Close its stdin: the signal to stop holding sessions or calling."""
         assert self.process.stdin is not None
@@ -143,9 +173,9 @@ class Suite:
         self.samples: list[dict[str, Any]] = []
         self._started = 0
 
-    def start(self, system: str) -> Target:
+    def start(self, system: str, starter: Callable[[Path], Target] | None = None) -> Target:
         self._started += 1
-        target = STARTERS[system](self.workdir / f"{system}-{self._started}")
+        target = (starter or STARTERS[system])(self.workdir / f"{system}-{self._started}")
         target.pin(self.cpus.router)
         return target
 
@@ -221,6 +251,40 @@ class Suite:
         self.record("idle", f"{sessions} sessions", target, rate=joined["rate"], rss_per_session_kib=per_session / 1024,
                     rss_mib=after / 1024)  # fmt: skip
 
+    def channel_fanout(self, target: Target, rep: int) -> None:
+        """Fan-out to the plain topic and to the channel topic, in turns (which goes first alternates)."""
+        n = self.plan.channel_subscribers
+        cases = [("plain topic", PLAIN_TOPIC, False), ("channel (history + presence)", CHANNEL_TOPIC, True)]
+        for case, topic, presence in cases if rep % 2 == 0 else cases[::-1]:
+            options = self.options(target, "fanout", transport="websocket", subscribers=n, duration=self.plan.duration,
+                                   topic=topic, presence=presence)  # fmt: skip
+            r = self.measured(target, options)
+            members = {"members": r["members"]} if presence else {}
+            self.record("channels", f"{n} subscribers, {case}", target, rate=r["rate"], p50_ms=r["p50_ms"],
+                        p99_ms=r["p99_ms"], cpu_us=r["cpu_us"], router_cpu_pct=r["router_cpu_pct"],
+                        rss_mib=r["rss_mib"], **members)  # fmt: skip
+
+    def stored(self, target: Target) -> None:
+        """Router RSS before and after the channel's history takes ``channel_events`` events."""
+        events = self.plan.channel_events
+        topics = events // EVENTS_PER_TOPIC
+        pids = target.router_pids()
+        options = self.options(target, "store", prefix=CHANNEL_PREFIX, topics=topics, events=events)
+        with load(options, self.cpus.load, timeout=300) as proc:
+            proc.expect("ready")
+            before = rss_kib(pids)
+            proc.send("go")
+            stored = proc.expect("stored")
+            time.sleep(1.0)  # the history is written every 0.05 s; let the router settle as for idle sessions
+            after = rss_kib(pids)
+            proc.release()
+            proc.expect("result")
+        assert target.workdir is not None
+        database = sum(f.stat().st_size for f in (target.workdir / "data").rglob("history.sqlite*"))
+        self.record("history", f"{events} events in {topics} topics", target, rate=stored["rate"],
+                    rss_per_10k_kib=(after - before) * 10000 / events, rss_before_mib=before / 1024,
+                    rss_after_mib=after / 1024, file_kib=database / 1024)  # fmt: skip
+
     # -- the run -----------------------------------------------------------------------------------------
 
     def systems(self, scenario: str) -> tuple[str, ...]:
@@ -241,6 +305,8 @@ class Suite:
                             self.idle(target, sessions)
                         finally:
                             target.stop()
+        if "channels" in self.only and "switchboard" in self.all_systems:
+            self.run_channels()
         shared = [s for s in ("rpc", "fanout", "login") if s in self.only]
         if not shared:
             return
@@ -256,13 +322,31 @@ class Suite:
             for target in targets.values():
                 target.stop()
 
+    def run_channels(self) -> None:
+        plan = self.plan
+        target = self.start("switchboard", start_switchboard_channels)
+        try:
+            for rep in range(plan.reps):
+                print(f"channels, repetition {rep + 1}/{plan.reps}", flush=True)
+                self.channel_fanout(target, rep)
+        finally:
+            target.stop()
+        # Fresh nodes, as for idle sessions: memory freed by the fan-out would hide what the history costs.
+        for rep in range(plan.reps):
+            print(f"channel history, repetition {rep + 1}/{plan.reps}", flush=True)
+            target = self.start("switchboard", start_switchboard_channels)
+            try:
+                self.stored(target)
+            finally:
+                target.stop()
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every scenario once, tiny sizes (CI smoke run)")
     parser.add_argument("--reps", type=int, help="repetitions per scenario and system (default 3; quick 1)")
     parser.add_argument("--duration", type=float, help="measured seconds per load (default 5; quick 0.5)")
-    parser.add_argument("--only", default="rpc,fanout,idle,login", help="comma-separated scenarios")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--json", type=Path, help="also write every sample and the medians to this file")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(STARTERS)}")
     args = parser.parse_args()
@@ -270,7 +354,7 @@ def main() -> int:
     if args.reps or args.duration:
         plan = Plan(**{**plan.__dict__, "reps": args.reps or plan.reps, "duration": args.duration or plan.duration})
     only = set(args.only.split(","))
-    unknown = only - {"rpc", "fanout", "idle", "login"}
+    unknown = only - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     systems = tuple(args.systems.split(","))

@@ -185,9 +185,22 @@ ONE_LOAD_ADDRESS = {
 }
 
 
-def bench_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The demo config, plus a RawSocket listener and the ``bench`` prefix for anonymous sessions."""
-    config = json.loads((ROOT / "config" / "switchboard.json").read_text())
+#: The channel of the ``channels`` scenario: every topic under ``bench.channel`` keeps 1 000 events and lists its
+#: subscribers (the demo's ``bench`` rule lets the anonymous role publish and subscribe there).
+CHANNEL_PREFIX = "bench.channel"
+CHANNEL_HISTORY_SIZE = 1000
+BENCH_CHANNEL: dict[str, Any] = {
+    "topic": CHANNEL_PREFIX,
+    "match": "prefix",
+    "history": {"size": CHANNEL_HISTORY_SIZE},
+    "presence": True,
+}
+
+
+def bench_config(overrides: dict[str, Any] | None = None, channels: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    """The demo config, plus a RawSocket listener, the ``bench`` prefix for anonymous sessions and
+    ``channels`` in the demo realm (after the demo's own)."""
+    config: dict[str, Any] = json.loads((ROOT / "config" / "switchboard.json").read_text())
     config.update(overrides or {})
     config.pop("$schema", None)
     main = config["listen"][0]
@@ -195,14 +208,20 @@ def bench_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config["listen"].append({"name": "raw", "type": "rawsocket", "host": main["host"], "port": 0, "auth": main["auth"]})
     bench_rule = {"uri": "bench", "match": "prefix", "actions": ["call", "register", "publish", "subscribe"]}
     config["realms"][0]["roles"]["anonymous"]["allow"].append(bench_rule)
+    config["realms"][0].setdefault("channels", []).extend(channels)
     return config
 
 
-def start_switchboard(workdir: Path, speedups: bool = True, overrides: dict[str, Any] | None = None) -> Target:
-    """``switchboard run`` on :func:`bench_config` (with ``overrides`` of top-level keys)."""
+def start_switchboard(
+    workdir: Path,
+    speedups: bool = True,
+    overrides: dict[str, Any] | None = None,
+    channels: tuple[dict[str, Any], ...] = (),
+) -> Target:
+    """``switchboard run`` on :func:`bench_config` (with ``overrides`` of top-level keys, and ``channels``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "switchboard.json"
-    config_path.write_text(json.dumps(bench_config(overrides), indent=2))
+    config_path.write_text(json.dumps(bench_config(overrides, channels), indent=2))
     data = workdir / "data"
     common = ["--config", str(config_path), "--data-dir", str(data)]
     sb = str(BIN / "switchboard")
@@ -328,6 +347,11 @@ def start_echo(workdir: Path) -> Target:
         raise
     return Target("echo", "echo", process, "127.0.0.1", ports["websocket"], ports["rawsocket"],
                   time.monotonic() - start, path="", workdir=workdir)  # fmt: skip
+
+
+def start_switchboard_channels(workdir: Path) -> Target:
+    """The ``switchboard`` system with :data:`BENCH_CHANNEL` added: ``bench.fanout`` stays a plain topic."""
+    return start_switchboard(workdir, overrides=ONE_LOAD_ADDRESS, channels=(BENCH_CHANNEL,))
 
 
 STARTERS: dict[str, Callable[[Path], Target]] = {

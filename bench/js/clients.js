@@ -1,6 +1,7 @@
 // Clients for the load generator, all with one small promise API:
 //   call(procedure, args) -> result args     register(procedure, fn)     subscribe(topic, fn(args))
 //   publish(topic, args)                     close()
+//   publishAcked(topic, args): WebSocket/JSON only, resolves when the router has accepted the event
 // - WebSocket/JSON: autobahn-js, the client most JavaScript users run.
 // - RawSocket/msgpack: autobahn-js speaks RawSocket with JSON only, so a minimal WAMP client (anonymous
 //   join, RPC, pub/sub) over RawSocket framing with msgpackr. It does no more than a router needs to see.
@@ -55,6 +56,7 @@ function openAutobahn(target, serializer, auth = {}) {
           register: (procedure, fn) => session.register(procedure, fn),
           subscribe: (topic, fn) => session.subscribe(topic, fn),
           publish: (topic, args) => session.publish(topic, args),
+          publishAcked: (topic, args) => session.publish(topic, args, {}, { acknowledge: true }),
           close: () => {
             connection.close();
             return withTimeout(closed, 'close', 5000).catch(() => {});

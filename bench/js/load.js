@@ -3,7 +3,10 @@
 // interval starts (after a warm-up), {"event": "stop"} when it ends (before any teardown), then
 // {"event": "result", ...}. Scenarios:
 //   rpc     {transport, window, duration}: one callee, one caller keeping `window` calls in flight
-//   fanout  {subscribers, duration}: one publisher, N subscribers of one topic, a bounded event window
+//   fanout  {subscribers, duration, topic?, presence?}: one publisher, N subscribers of one topic (EXACT),
+//           a bounded event window; with `presence` the topic is a presence channel: checks it lists N members
+//   store   {prefix, topics, events}: publish `events` acknowledged events round-robin to `topics` topics of a
+//           history channel once a line arrives on stdin, check the history has them, hold until stdin closes
 //   idle    {sessions}: join N sessions, report the join rate, hold them until stdin closes
 //   login   {method, concurrency, duration}: join + leave in a loop with one auth method
 //   canary  {}: one session calling its own procedure every 5 ms until stdin closes (latency under load)
@@ -30,6 +33,25 @@ function percentiles(samples) {
 
 const now = () => performance.now();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves with the first line written to stdin (bench/run.py's signal to go on). */
+function stdinLine() {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const onData = (chunk) => {
+      buffered += chunk;
+      if (buffered.includes('\n')) {
+        process.stdin.off('data', onData);
+        process.stdin.pause();
+        resolve(buffered.split('\n')[0]);
+      }
+    };
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', onData);
+    process.stdin.once('end', () => reject(new Error('stdin closed before a line arrived')));
+    process.stdin.resume();
+  });
+}
 
 /** Resolves when stdin closes (bench/run.py's signal to stop holding), or after HOLD_LIMIT_MS. */
 function stdinClosed() {
@@ -106,6 +128,7 @@ async function openMany(count, concurrency, transport) {
 
 async function fanout() {
   const n = options.subscribers;
+  const topic = options.topic ?? 'bench.fanout';
   const { sessions: subscribers } = await openMany(n, 50, options.transport);
   const publisher = await open(target, options.transport);
   // Each event is done when all subscribers have it; at most `window` events are unfinished.
@@ -127,7 +150,13 @@ async function fanout() {
       if (release) release();
     } else remaining.set(seq, left);
   };
-  await Promise.all(subscribers.map((s) => s.subscribe('bench.fanout', onEvent)));
+  // autobahn-js subscribes EXACT by default: on a presence channel each subscriber is a member.
+  await Promise.all(subscribers.map((s) => s.subscribe(topic, onEvent)));
+  let members = null;
+  if (options.presence) {
+    members = (await publisher.call('switchboard.presence.get', [topic])).sessions;
+    if (members !== n) throw new Error(`presence of ${topic} lists ${members} sessions, expected ${n}`);
+  }
   emit('ready');
   let seq = 0;
   let stop = false;
@@ -137,7 +166,7 @@ async function fanout() {
       release = null;
       seq += 1;
       remaining.set(seq, n);
-      publisher.publish('bench.fanout', [seq, now()]);
+      publisher.publish(topic, [seq, now()]);
       if (seq % 64 === 0) await new Promise(setImmediate); // let incoming events be read
     }
   })();
@@ -153,7 +182,44 @@ async function fanout() {
   // Drain: the publisher stops once the window frees; bounded.
   await withTimeout(publishing, 'fan-out drain', 10000).catch(() => {});
   await Promise.all([publisher, ...subscribers].map((s) => s.close()));
-  return { ops: deliveries, seconds, rate: deliveries / seconds, events: seq, ...percentiles(latencies) };
+  return { ops: deliveries, seconds, rate: deliveries / seconds, events: seq, members, ...percentiles(latencies) };
+}
+
+async function store() {
+  const { prefix, topics, events } = options;
+  const window = 32;
+  const names = Array.from({ length: topics }, (_, i) => `${prefix}.store.${i}`);
+  const s = await open(target, 'websocket');
+  try {
+    // One event through the whole history path (recording, a write) before the "before" RSS is read.
+    await s.publishAcked(`${prefix}.warmup`, [0, PAYLOAD]);
+    await sleep(200);
+    emit('ready');
+    await stdinLine();
+    let next = 0;
+    const began = now();
+    async function lane() {
+      while (next < events) {
+        const i = next;
+        next += 1;
+        await s.publishAcked(names[i % topics], [i, PAYLOAD]);
+      }
+    }
+    await Promise.all(Array.from({ length: window }, lane));
+    const seconds = (now() - began) / 1000;
+    // Every event is in the history: each topic's latest sequence number is the count published to it.
+    for (const [i, name] of names.entries()) {
+      const expected = Math.floor(events / topics) + (i < events % topics ? 1 : 0);
+      const got = await s.call('switchboard.history.get', [name, null, 1]);
+      const last = got.events.at(-1)?.seq ?? 0;
+      if (last !== expected) throw new Error(`history of ${name} ends at seq ${last}, expected ${expected}`);
+    }
+    emit('stored', { events, seconds, rate: events / seconds });
+    await stdinClosed();
+    return { ops: events, seconds, rate: events / seconds, p50_ms: null, p99_ms: null };
+  } finally {
+    await s.close();
+  }
 }
 
 async function idle() {
@@ -237,7 +303,7 @@ async function canary() {
   return { ops: latencies.length, seconds, rate: latencies.length / seconds, ...percentiles(latencies) };
 }
 
-const SCENARIOS = { rpc, fanout, idle, login, canary };
+const SCENARIOS = { rpc, fanout, store, idle, login, canary };
 
 SCENARIOS[options.scenario]()
   .then((result) => {

@@ -1,5 +1,6 @@
-"""The benchmark suite's quick mode (the CI smoke run): it runs every scenario against all three systems and
-prints its tables. It asserts that things were measured, never how fast they were."""
+"""The benchmark suite's quick mode (the CI smoke run): it runs every scenario against all three systems (the
+channels scenario against Switchboard) and prints its tables. It asserts that things were measured, never how
+fast they were."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def test_quick_benchmark_measures_every_scenario_on_every_system(tmp_path: Path) -> None:
-    """`bench/run.py --quick` exits 0, prints each table with its command, and every cell has a measured rate."""
+    """`bench/run.py --quick` exits 0, prints each table with its command, and every cell has a measured rate;
+    the channel fan-out had every subscriber as a presence member, and the history run measured the router's RSS."""
     assert shutil.which("node"), "Node.js is required for the load generators"
     assert (ROOT / "bench" / "js" / "node_modules").is_dir(), "run `npm install --prefix bench/js` first (tox does)"
     out = tmp_path / "quick.json"
@@ -31,7 +33,9 @@ def test_quick_benchmark_measures_every_scenario_on_every_system(tmp_path: Path)
         stdin=subprocess.DEVNULL,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    for title in ("### RPC", "### Pub/sub fan-out", "### Joined idle sessions", "### Login storm", "### Startup"):
+    titles = ("### RPC", "### Pub/sub fan-out", "### Joined idle sessions", "### Login storm", "### Startup",
+              "### Channels: fan-out", "### Channel history")  # fmt: skip
+    for title in titles:
         assert title in run.stdout, run.stdout
     assert "Command: `.venv/bin/python bench/run.py --quick" in run.stdout
 
@@ -43,12 +47,22 @@ def test_quick_benchmark_measures_every_scenario_on_every_system(tmp_path: Path)
         + [("idle", "100 sessions", s) for s in ("switchboard", "crossbar", "echo")]
         + [("login", m, s) for m in ("anonymous", "ticket") for s in ("switchboard", "crossbar")]
         + [("startup", "ready", s) for s in ("switchboard", "crossbar", "echo")]
+        + [("channels", f"10 subscribers, {c}", "switchboard") for c in ("plain topic", "channel (history + presence)")]
+        + [("history", "2000 events in 2 topics", "switchboard")]
     )
     assert sorted(cells) == sorted(expected)
     for key, cell in cells.items():
         headline = cell["seconds"] if key[0] == "startup" else cell["rate"]
         assert headline > 0, key
-        if key[0] in ("rpc", "fanout", "login"):
+        if key[0] in ("rpc", "fanout", "login", "channels"):
             assert cell["cpu_us"] > 0, key  # the routing process was found and did the work
-        if key[0] in ("rpc", "fanout"):
+        if key[0] in ("rpc", "fanout", "channels"):
             assert 0 < cell["p50_ms"] <= cell["p99_ms"], key
+    # The load generator checked the presence list before measuring; the report carries what it found.
+    assert cells[("channels", "10 subscribers, channel (history + presence)", "switchboard")]["members"] == 10
+    history = cells[("history", "2000 events in 2 topics", "switchboard")]
+    assert history["rss_before_mib"] > 0
+    assert history["rss_after_mib"] > 0
+    assert history["rss_per_10k_kib"] is not None
+    assert history["file_kib"] > 0  # the events reached history.sqlite
+    assert "| x plain topic |" in run.stdout
