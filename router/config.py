@@ -160,6 +160,8 @@ class Limits:
     authorization_cache: int
     history_flush: float = 0.05
     max_presence_data: int = 1024
+    max_subscriptions: int = 1000
+    max_registrations: int = 1000
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ __all__ = [
     "RUNTIME_ERROR",
     "SLOW_CONSUMER",
     "TOO_MANY_PENDING_CALLS",
+    "TOO_MANY_REGISTRATIONS",
+    "TOO_MANY_SUBSCRIPTIONS",
     "UNVERIFIED_VERSIONS",
 ]
 
@@ -99,6 +101,10 @@ NODE_COMPONENTS: Final = "switchboard.node.components"
 CALLER_NOT_DISCLOSED: Final = "switchboard.error.caller_not_disclosed"
 #: The session already has ``limits.max_pending_calls`` calls waiting for their results.
 TOO_MANY_PENDING_CALLS: Final = "switchboard.error.too_many_pending_calls"
+#: The session already has ``limits.max_subscriptions`` subscriptions.
+TOO_MANY_SUBSCRIPTIONS: Final = "switchboard.error.too_many_subscriptions"
+#: The session already has ``limits.max_registrations`` registrations.
+TOO_MANY_REGISTRATIONS: Final = "switchboard.error.too_many_registrations"
 #: The router worker refuses to start on library versions its Crossbar seam was not verified against
 #: (``switchboard run`` shows ``switchboard.error.unverified_versions: <what was found>``).
 UNVERIFIED_VERSIONS: Final = "switchboard.error.unverified_versions"

@@ -13,6 +13,7 @@ Every place Switchboard reaches into Crossbar, autobahn or Twisted internals: on
 - :mod:`router.seam.calls`: call timeouts in milliseconds, a router-side call timeout, pending calls per
   session;
 - :mod:`router.seam.speedups`: orjson JSON, plain log arguments, wsaccel;
+- :mod:`router.seam.subscriptions`: subscriptions and registrations per session;
 - :mod:`router.seam.channels`: channel history as Crossbar's realm store, presence from the broker's
   subscriptions.
 
@@ -69,7 +70,18 @@ VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.10.2", "twisted": "26.10.0"}
 UNVERIFIED_ENV = "SWITCHBOARD_UNVERIFIED"
 
 #: Every module of the package, in the order :func:`install` considers them.
-MODULES = ("speedups", "parsing", "authorization", "transport", "calls", "denials", "auth", "roles", "channels")
+MODULES = (
+    "speedups",
+    "parsing",
+    "authorization",
+    "transport",
+    "calls",
+    "denials",
+    "auth",
+    "roles",
+    "channels",
+    "subscriptions",
+)
 
 _log = Logger(namespace="switchboard.seam")
 _decisions: dict[str, bool] = {}
@@ -142,7 +154,7 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
     installation.
     """
     use = {name: allowed(name) for name in MODULES}
-    from router.seam import authorization, calls, denials, parsing, speedups, transport
+    from router.seam import authorization, calls, denials, parsing, speedups, subscriptions, transport
 
     if use["speedups"]:
         speedups.install()
@@ -156,6 +168,8 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
         calls.install(limits)
     if use["denials"]:
         denials.install()
+    if use["subscriptions"]:
+        subscriptions.install(limits)
 
 
 # --- what the seam relies on, checked at run time (policy) and by the canary test -----------------------

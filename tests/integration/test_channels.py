@@ -284,6 +284,71 @@ async def test_bad_arguments_are_invalid_and_name_the_argument(reactor: Any, nod
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_dropped_tcp_connection_leaves_after_the_grace(reactor: Any, node: RunningNode) -> None:
+    """An anonymous member over the public WebSocket whose TCP connection is aborted is still listed for
+    the 5 s grace, then a leave is published."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="writer") as watcher:
+        changes = Inbox(reactor)
+        await watcher.subscribe(changes, uris.PRESENCE_PREFIX + where)
+        async with sessions(authmethod="anonymous") as member:
+            await member.subscribe(lambda *a: None, where)
+            assert (await changes.next())[1]["event"] == "join"
+            member._transport.transport.abortConnection()
+        with pytest.raises(NoEvent):
+            await changes.next(timeout=3)
+        assert (await watcher.call(uris.PRESENCE_GET, where))["sessions"] == 1
+        gone = (await changes.next(timeout=6))[1]
+        assert (gone["event"], gone["member"]["authrole"], gone["sessions"]) == ("leave", "anonymous", 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_clean_stop_writes_what_is_pending_and_a_kill_loses_it_visibly(reactor: Any, tmp_path: Path) -> None:
+    """With writes every 10 s: events published just before SIGTERM are all there after the restart (same
+    epoch); events published just before a kill -9 of the router worker are lost, and the next start says
+    so (new epoch, recovered false) and numbers above them."""
+    doc = channel_document()
+    doc["limits"] = {"history_flush": 10}
+    config = write_config(tmp_path, doc)
+    where = topic()
+
+    async def publish(n: int) -> list[int]:
+        async with SessionFactory(reactor, current)(role="writer") as w:
+            return [(await w.publish(where, i, options=ACK)).id for i in range(n)]
+
+    async def read(after: int | None = None) -> dict[str, Any]:
+        async with SessionFactory(reactor, current)(role="writer") as r:
+            return await history(r, where, after=after, limit=1000)
+
+    current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+    try:
+        ids = await publish(10)
+        epoch = (await read())["epoch"]
+        await current.stop()
+        current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+        kept = await read(ids[0])
+        assert (kept["epoch"], kept["recovered"]) == (epoch, True)
+        assert [e["publication"] for e in kept["events"]] == ids[1:]
+        lost = await publish(3)
+        pids = children(current.process.pid or 0)
+        os.kill(router_worker(pids + [p for pid in pids for p in children(pid)]), signal.SIGKILL)
+        await task.deferLater(reactor, 1, lambda: None)
+        await current.stop()
+        current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+        after_kill = await read(lost[0])
+        assert after_kill["epoch"] != epoch
+        assert after_kill["recovered"] is False
+        assert [e["publication"] for e in after_kill["events"]] == ids
+        (newest,) = await publish(1)
+        latest = (await read())["events"][-1]
+        assert latest["publication"] == newest
+        assert latest["seq"] > 13
+    finally:
+        await current.stop()
+
+
+@pytest_twisted.ensureDeferred
 async def test_history_survives_a_clean_restart_and_a_kill_changes_the_epoch(reactor: Any, tmp_path: Path) -> None:
     """After SIGTERM and a restart: same epoch, every event, numbering continues. After kill -9 of the
     router worker and a restart: a new epoch, numbers above every one handed out, recovered false."""

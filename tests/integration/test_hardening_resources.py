@@ -29,7 +29,7 @@ from twisted.internet.protocol import Factory, Protocol
 
 from router.launch import RunningNode
 from router.testkit import session, start_node, wait
-from router.uris import TOO_MANY_PENDING_CALLS
+from router.uris import TOO_MANY_PENDING_CALLS, TOO_MANY_REGISTRATIONS, TOO_MANY_SUBSCRIPTIONS
 from tests.conftest import demo_document, running, write_config
 
 pytestmark = pytest.mark.integration
@@ -38,6 +38,8 @@ HTTP_TIMEOUT = 1
 PER_PEER = 5
 SEND_BUFFER = 256 * 1024
 PENDING = 3
+#: limits.max_subscriptions and limits.max_registrations of small_node.
+HELD = 20
 CALL_TIMEOUT = 2
 PROXY = "127.0.0.4"
 
@@ -53,6 +55,8 @@ def small_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "max_send_buffer": SEND_BUFFER,
         "max_pending_calls": PENDING,
         "call_timeout": CALL_TIMEOUT,
+        "max_subscriptions": HELD,
+        "max_registrations": HELD,
     }
     doc["trusted_proxies"] = [PROXY]
     doc["listen"][0]["max_message_size"] = 65536
@@ -403,6 +407,30 @@ async def test_a_call_to_a_callee_that_never_answers_fails_after_call_timeout(
         assert error == "wamp.error.canceled"
         assert CALL_TIMEOUT * 0.9 <= seconds < CALL_TIMEOUT + 2
         assert invoked == [(1,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_session_holds_at_most_max_subscriptions_and_max_registrations(
+    reactor: Any, small_node: RunningNode
+) -> None:
+    """A session at its cap of subscriptions (registrations) gets switchboard.error.too_many_subscriptions
+    (too_many_registrations) for one more, whatever the URI; after dropping one it may add one again."""
+    tag = uuid.uuid4().hex[:8]
+    async with session(reactor, small_node.url) as s:
+        subscriptions = [await s.subscribe(lambda *a: None, f"hardening.sub.{tag}.{i}") for i in range(HELD)]
+        registrations = [await s.register(lambda: None, f"hardening.reg.{tag}.{i}") for i in range(HELD)]
+        for refused, error in (
+            (s.subscribe(lambda *a: None, f"hardening.sub.{tag}.more"), TOO_MANY_SUBSCRIPTIONS),
+            (s.subscribe(lambda *a: None, "not.allowed.at.all"), TOO_MANY_SUBSCRIPTIONS),
+            (s.register(lambda: None, f"hardening.reg.{tag}.more"), TOO_MANY_REGISTRATIONS),
+        ):
+            with pytest.raises(ApplicationError) as caught:
+                await refused
+            assert caught.value.error == error
+        await subscriptions[0].unsubscribe()
+        await registrations[0].unregister()
+        await s.subscribe(lambda *a: None, f"hardening.sub.{tag}.more")
+        await s.register(lambda: None, f"hardening.reg.{tag}.more")
 
 
 @pytest_twisted.ensureDeferred
