@@ -280,7 +280,7 @@ class Suite:
             proc.release()
             proc.expect("result")
         assert target.workdir is not None
-        database = sum(f.stat().st_size for f in (target.workdir / "data").rglob("history.sqlite*"))
+        database = sum(f.stat().st_size for f in (target.workdir / "data").rglob("history.*.sqlite*"))
         self.record("history", f"{events} events in {topics} topics", target, rate=stored["rate"],
                     rss_per_10k_kib=(after - before) * 10000 / events, rss_before_mib=before / 1024,
                     rss_after_mib=after / 1024, file_kib=database / 1024)  # fmt: skip

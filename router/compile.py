@@ -118,7 +118,7 @@ def _channels(index: int, realm: Realm, config: Config, store_path: str) -> dict
         "role": "trusted",
         "extra": {
             "channels": [dataclasses.asdict(c) for c in realm.channels],
-            "history": str(history_path(Path(store_path).parent)),
+            "history": str(history_path(Path(store_path).parent, realm.name)),
             "flush": config.limits.history_flush,
             "max_presence_data": config.limits.max_presence_data,
         },

@@ -36,9 +36,10 @@ def store_path(data_dir: Path) -> Path:
     return data_dir / "users.sqlite3"
 
 
-def history_path(data_dir: Path) -> Path:
-    """Where a node with data directory ``data_dir`` keeps its channel history (:mod:`router.channels`)."""
-    return data_dir / "history.sqlite"
+def history_path(data_dir: Path, realm: str) -> Path:
+    """Where a node with data directory ``data_dir`` keeps the channel history of ``realm``
+    (:mod:`router.channels`): one file per realm, so realms never share a topic's history."""
+    return data_dir / f"history.{realm}.sqlite"
 
 
 def control_socket_path(data_dir: Path) -> Path:

@@ -1,5 +1,5 @@
 """
-``history.sqlite``: the durable copy of channel history. Plain blocking SQLite, called only from the one
+``history.<realm>.sqlite``: the durable copy of channel history. Plain blocking SQLite, called only from the one
 database thread of :class:`router.channels.history.History`.
 
 Tables: ``topics`` (one row per topic with history: its epoch, the first sequence number of that epoch, the
@@ -80,12 +80,11 @@ Row = tuple[int, int, float, bytes, str | None, str | None]
 @dataclass(frozen=True)
 class Write:
     """One batch: ``events`` rows ``(topic, seq, publication, ts, expires, payload, authid, authrole)`` to add,
-    ``topics`` to upsert, per-topic sizes to trim to, topics to forget, and the time to expire before."""
+    ``topics`` to upsert, per-topic sizes to trim to, and the time to expire before."""
 
     events: Sequence[tuple[str, int, int, float, float, bytes, str | None, str | None]]
     topics: Sequence[StoredTopic]
     sizes: Sequence[tuple[str, int]]
-    forget: Sequence[str]
     expire_before: float | None
 
 
@@ -113,7 +112,6 @@ def write(conn: sqlite3.Connection, batch: Write) -> None:
         )
         for topic, size in batch.sizes:
             _trim(conn, topic, size)
-        _forget(conn, batch.forget)
         if batch.expire_before is not None:
             conn.execute("DELETE FROM events WHERE expires <= ?", (batch.expire_before,))
 

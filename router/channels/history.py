@@ -12,17 +12,21 @@ last sequence number plus a headroom (:data:`RESERVE`, or twice the topic's even
 If the router is killed, the events recorded since the last write are lost; at the next start the file is
 found not closed cleanly, and every topic gets a new ``epoch`` and continues above its reservation. So a
 client recovering with a publication from before the crash gets ``recovered: false``, and no sequence
-number is reused, unless one topic received more than its headroom within one write interval. A clean stop
-(:meth:`History.close`) writes everything and marks the file clean: nothing is lost, nothing changes.
+number is reused. A topic going beyond its reservation, or recording its first event, is written at once
+(not at the end of the interval): only a kill during that one write can see its numbers given again, in the
+new epoch. A clean stop (:meth:`History.close`) writes everything and marks the file clean: nothing is
+lost, nothing changes.
 
 Memory: per topic, a small state (at most ``max_topics`` topics per channel: a new topic beyond it makes
 the least recently published one of its channel forget its history) and the events of at most two write
-intervals. Events older than the channel's ``ttl`` are never returned and are deleted every
+intervals (never more than :data:`MAX_UNWRITTEN`: beyond, an event is not kept and its topic starts a new
+epoch). Events older than the channel's ``ttl`` are never returned and are deleted every
 :data:`EXPIRE_EVERY` seconds; each topic keeps its last ``size`` events.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -38,12 +42,18 @@ from router.channels import db
 from router.channels.index import ChannelIndex
 from router.config import Channel
 
-__all__ = ["EXPIRE_EVERY", "RESERVE", "History", "Runner"]
+__all__ = ["EXPIRE_EVERY", "MAX_ANSWER_BYTES", "MAX_UNWRITTEN", "RESERVE", "History", "Runner"]
 
 #: Sequence numbers reserved ahead of the last one written, per topic (at least).
 RESERVE = 1000
 #: Seconds between deletions of expired events.
 EXPIRE_EVERY = 60.0
+#: Events recorded and not yet written, at most: beyond it (a disk that does not keep up) events are not
+#: kept, and their topic starts a new epoch.
+MAX_UNWRITTEN = 100_000
+#: Bytes of event payload (CBOR) one ``get`` answer holds at most (it always holds one event): the rest
+#: is for the next page. Well under the smallest ``max_message_size`` a listener is likely to have.
+MAX_ANSWER_BYTES = 256 * 1024
 
 #: Runs a blocking function with its arguments on the database thread; the Deferred fires with its result.
 Runner = Callable[..., "defer.Deferred[Any]"]
@@ -76,6 +86,8 @@ class _Topic:
     last_ts: float
     #: Recorded and not written yet (waiting or being written), oldest first.
     unwritten: deque[_Event] = field(default_factory=deque)
+    #: Forgotten to make room (``max_topics``): its events still waiting are never written.
+    forgotten: bool = False
 
     def stored(self, reserved: int) -> db.StoredTopic:
         return db.StoredTopic(self.name, self.epoch, self.epoch_start, self.last_seq, reserved, self.last_ts)
@@ -108,7 +120,15 @@ class History:
         self._timer: Any = None
         self._writing: defer.Deferred[None] | None = None
         self._last_expiry = 0.0
+        #: Set once the final write is done: nothing is recorded after it.
         self._closed = False
+        #: Topics whose state changed without an event to write (a gap opened): written with the next batch.
+        self._changed: dict[str, _Topic] = {}
+        # Topics forgotten (max_topics) and not yet deleted from the file: one deletion job at a time,
+        # queued when the first of them is forgotten (so before any later read or write).
+        self._forget_lock = threading.Lock()
+        self._forgetting: list[str] = []
+        self._forget_queued = False
 
     # -- start and stop ------------------------------------------------------------------------------------
 
@@ -138,7 +158,6 @@ class History:
             events=(),
             topics=[t.stored(self._reservation(t, 0)) for t in keep],
             sizes=(),
-            forget=(),
             expire_before=self._now(),
         )
         await self._run(db.write, conn, batch)
@@ -146,8 +165,9 @@ class History:
             topic.reserved = self._reservation(topic, 0)
         if not clean:
             _log.warn(
-                "history.sqlite was not closed cleanly (the router was killed): events of the last write interval"
-                " may be lost; every topic ({count}) continues in a new epoch",
+                "{path} was not closed cleanly (the router was killed): events of the last write interval may be"
+                " lost; every topic ({count}) continues in a new epoch",
+                path=str(path),
                 count=len(keep),
             )
 
@@ -155,15 +175,16 @@ class History:
         """Write every recorded event, mark the file clean and close it. Idempotent."""
         if self._closed or self._conn is None:
             return
-        self._closed = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        while self._writing is not None or self._pending:
+        # Events recorded meanwhile are written too: the loop ends when nothing waits.
+        while self._writing is not None or self._pending or self._changed:
             if self._writing is not None:
                 await self._writing
             else:
                 await self._write()
+        self._closed = True
         await self._run(db.close, self._conn)
 
     # -- recording -----------------------------------------------------------------------------------------
@@ -184,22 +205,53 @@ class History:
             topics.move_to_end(topic)
         state.last_seq += 1
         state.last_ts = now
+        if len(self._pending) >= MAX_UNWRITTEN:
+            # The disk does not keep up: rather than hold more, this event is not kept and the topic starts a
+            # new epoch after it, so no recovery can step over the hole.
+            self._gap(state)
+            return None
         event = _Event(state.last_seq, publication, now, cbor2.dumps([args, kwargs]), authid, authrole)
         state.unwritten.append(event)
         self._pending.append((state, event))
-        if self._timer is None and self._writing is None:
-            self._timer = self._clock.callLater(self._flush_interval, self._flush)
+        if self._writing is None:
+            if state.last_seq > state.reserved:  # beyond what the file reserves: write at once
+                if self._timer is not None and self._timer.active():
+                    self._timer.cancel()
+                self._timer = self._clock.callLater(0, self._flush)
+            elif self._timer is None:
+                self._timer = self._clock.callLater(self._flush_interval, self._flush)
         return event.seq
+
+    def _gap(self, state: _Topic) -> None:
+        if state.epoch_start <= state.last_seq:
+            _log.warn(
+                "channel history: {count} events wait to be written; not recording {topic} until they are",
+                count=len(self._pending),
+                topic=state.name,
+            )
+        state.epoch, state.epoch_start = self._new_epoch(), state.last_seq + 1
+        self._changed[state.name] = state
 
     def _new_topic(self, channel: Channel, name: str, now: float) -> _Topic:
         topics = self._topics[channel]
         if len(topics) >= channel.max_topics:
-            old, _ = topics.popitem(last=False)
-            self._pending = [(t, e) for t, e in self._pending if t.name != old]
-            self._run(db.delete_topics, self._conn, [old]).addErrback(self._failed, "forgetting a topic")
+            old, forgotten = topics.popitem(last=False)
+            forgotten.forgotten = True  # O(1): its waiting events are dropped when the batch is written
+            self._changed.pop(old, None)
+            with self._forget_lock:
+                self._forgetting.append(old)
+                queued, self._forget_queued = self._forget_queued, True
+            if not queued:
+                self._run(self._delete_forgotten).addErrback(self._failed, "forgetting topics")
         state = _Topic(name, channel, self._new_epoch(), 1, 0, 0, now)
         topics[name] = state
         return state
+
+    def _delete_forgotten(self) -> None:
+        """On the database thread: delete the topics forgotten so far."""
+        with self._forget_lock:
+            names, self._forgetting, self._forget_queued = self._forgetting, [], False
+        db.delete_topics(self._conn, names)
 
     @staticmethod
     def _reservation(topic: _Topic, written: int) -> int:
@@ -211,9 +263,11 @@ class History:
 
     def _write(self) -> defer.Deferred[None]:
         """Write the pending events; the Deferred fires when they are durable (one write at a time)."""
-        batch, self._pending = self._pending, []
-        counts: dict[str, int] = {}
-        topics: dict[str, _Topic] = {}
+        batch = [(topic, event) for topic, event in self._pending if not topic.forgotten]
+        self._pending = []
+        counts: dict[str, int] = dict.fromkeys(self._changed, 0)
+        topics: dict[str, _Topic] = dict(self._changed)
+        self._changed = {}
         for topic, _ in batch:
             counts[topic.name] = counts.get(topic.name, 0) + 1
             topics[topic.name] = topic
@@ -229,7 +283,6 @@ class History:
             ],
             topics=[t.stored(reserved[name]) for name, t in topics.items()],
             sizes=[(name, t.channel.history_size) for name, t in topics.items()],
-            forget=(),
             expire_before=expire,
         )
 
@@ -278,12 +331,14 @@ class History:
             recovered = after_seq is not None and state is not None and after_seq >= state.epoch_start
         if recovered and after_seq is not None:
             events = _merge(events, [e for e in memory if e.seq > after_seq])
-            more = len(events) > limit
-            events = events[:limit]
+            fitting = _fit(events[:limit])
+            more = len(events) > fitting
+            events = events[:fitting]
         else:
             rows = await self._run(db.read_latest, self._conn, topic, limit, now) if state else []
             kept = min(limit, state.channel.history_size) if state else limit
             events = _merge([_Event(*row) for row in rows], memory)[-kept:]
+            events = events[len(events) - _fit(events[::-1]) :]
         state = self._state(topic)  # the epoch once the events were read
         return {
             "topic": topic,
@@ -311,6 +366,16 @@ class History:
     def stats(self) -> dict[str, int]:
         """Topics kept and events waiting to be written (for tests and metrics)."""
         return {"topics": sum(len(t) for t in self._topics.values()), "pending": len(self._pending)}
+
+
+def _fit(events: list[_Event]) -> int:
+    """How many of ``events``, from the first, fit in :data:`MAX_ANSWER_BYTES` (at least one)."""
+    total = 0
+    for count, event in enumerate(events):
+        total += len(event.payload)
+        if total > MAX_ANSWER_BYTES and count:
+            return count
+    return len(events)
 
 
 def _merge(stored: list[_Event], memory: list[_Event]) -> list[_Event]:

@@ -66,6 +66,8 @@ class _Topic:
     channel: Channel
     members: dict[int, Member] = field(default_factory=dict)
     users: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
+    #: Members waiting out their grace period, by (authid, authrole), the earliest first.
+    leaving: dict[tuple[str | None, str | None], list[Member]] = field(default_factory=dict)
 
 
 class Presence:
@@ -102,7 +104,7 @@ class Presence:
         state = self._topics.setdefault(topic, _Topic(channel))
         if session in state.members:
             return
-        heir = self._leaving_member(state, authid, authrole)
+        heir = self._take_leaving(state, authid, authrole)
         if heir is not None and heir.leaving is not None:
             heir.leaving.cancel()
             del state.members[heir.session]
@@ -123,6 +125,7 @@ class Presence:
             return
         if dropped and state.channel.presence_grace > 0:
             member.leaving = self._clock.callLater(state.channel.presence_grace, self._gone, topic, session)
+            state.leaving.setdefault((member.authid, member.authrole), []).append(member)
             return
         self._gone(topic, session)
 
@@ -130,6 +133,8 @@ class Presence:
         state = self._topics[topic]
         member = state.members.pop(session)
         key = (member.authid, member.authrole)
+        if member.leaving is not None:
+            self._take_leaving(state, *key, member)
         state.users[key] -= 1
         if not state.users[key]:
             del state.users[key]
@@ -138,13 +143,19 @@ class Presence:
             del self._topics[topic]
 
     @staticmethod
-    def _leaving_member(state: _Topic, authid: str | None, authrole: str | None) -> Member | None:
-        if not state.channel.presence_grace:
+    def _take_leaving(
+        state: _Topic, authid: str | None, authrole: str | None, member: Member | None = None
+    ) -> Member | None:
+        """Remove ``member`` (default: the earliest) from the members of (authid, authrole) waiting out their
+        grace; the one removed, or None."""
+        key = (authid, authrole)
+        waiting = state.leaving.get(key)
+        if not waiting:
             return None
-        waiting = [
-            m for m in state.members.values() if m.leaving is not None and (m.authid, m.authrole) == (authid, authrole)
-        ]
-        return min(waiting, key=lambda m: m.since) if waiting else None
+        taken = waiting.pop(0 if member is None else waiting.index(member))
+        if not waiting:
+            del state.leaving[key]
+        return taken
 
     # -- the API -------------------------------------------------------------------------------------------
 
@@ -168,7 +179,9 @@ class Presence:
     def get(self, topic: str, limit: int) -> dict[str, Any]:
         """``switchboard.presence.get``: the counts and (unless hidden) the first ``limit`` members."""
         state = self._topics.get(topic)
-        members = list(state.members.values()) if state else []
+        # In the order they joined (a member taken over keeps its place): members are kept in insertion order,
+        # and a takeover is the only insertion out of order.
+        members = sorted(state.members.values(), key=lambda m: m.since) if state else []
         shown = state is not None and state.channel.presence_members
         return {
             "topic": topic,

@@ -2,7 +2,7 @@
 ``ChannelComponent``: the channels of one realm, hosted in the router worker (``trusted``).
 
 It starts right after :class:`router.worker.WorkerBootstrap`, before any transport opens: it opens the
-realm's history (``history.sqlite`` in the data directory), attaches history and presence to the realm's
+realm's history (``history.<realm>.sqlite`` in the data directory), attaches history and presence to the realm's
 router (:func:`router.seam.channels.attach`), and serves the channel procedures
 (:data:`router.uris.CHANNEL_PROCEDURES`). Each procedure answers only for a topic the caller may subscribe
 to (the router's own decision for the caller's role), otherwise ``wamp.error.not_authorized``, the same

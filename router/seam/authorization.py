@@ -38,7 +38,7 @@ from twisted.internet import defer
 
 from router.authz.model import Role
 from router.authz.rules import pattern_allowed
-from router.channels.access import exact_decision, presence_pattern
+from router.channels.access import exact_decision, pattern_reaches_channels, presence_pattern
 from router.config import Limits
 
 __all__ = [
@@ -150,6 +150,8 @@ def _make_authorize(cache_size: int) -> Any:
             if reach is not None and model is not None:
                 inside = pattern_allowed(model.allow, model.deny, reach[0], match, action)
                 allowed = inside if reach[1] else allowed and inside
+            if channels and action == "register" and pattern_reaches_channels(uri, match):
+                allowed = False
             return defer.succeed({"allow": allowed, "cache": False})
         if channels and authrole != "trusted":
             derived = exact_decision(uri, action)

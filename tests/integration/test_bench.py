@@ -64,5 +64,5 @@ def test_quick_benchmark_measures_every_scenario_on_every_system(tmp_path: Path)
     assert history["rss_before_mib"] > 0
     assert history["rss_after_mib"] > 0
     assert history["rss_per_10k_kib"] is not None
-    assert history["file_kib"] > 0  # the events reached history.sqlite
+    assert history["file_kib"] > 0  # the events reached history.<realm>.sqlite
     assert "| x plain topic |" in run.stdout

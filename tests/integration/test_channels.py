@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 from twisted.internet import defer, task
 
 from router import uris
@@ -31,7 +31,7 @@ ACK = PublishOptions(acknowledge=True)
 def channel_document() -> dict[str, Any]:
     """The demo config (chat.room: history and presence with a 5 s grace) plus a small exact channel
     ``feed`` whose members are hidden, a role ``writer`` that may publish to both (disclosed) and
-    subscribe to anything, and a role ``outsider`` that may subscribe only to ``other``."""
+    subscribe to and register anything, and a role ``outsider`` that may subscribe only to ``other``."""
     doc = demo_document()
     realm = doc["realms"][0]
     realm["channels"].append({"topic": "feed", "history": {"size": 5}, "presence": {"members": False}})
@@ -39,7 +39,7 @@ def channel_document() -> dict[str, Any]:
         "allow": [
             {"uri": "chat.room", "match": "prefix", "actions": ["publish"], "disclose": True},
             {"uri": "feed", "actions": ["publish"]},
-            {"uri": "", "match": "prefix", "actions": ["subscribe"]},
+            {"uri": "", "match": "prefix", "actions": ["subscribe", "register"]},
         ]
     }
     realm["roles"]["outsider"] = {"allow": [{"uri": "other", "match": "prefix", "actions": ["subscribe", "publish"]}]}
@@ -135,8 +135,8 @@ async def test_concurrent_publishers_get_distinct_increasing_numbers(reactor: An
 
 @pytest_twisted.ensureDeferred
 async def test_a_client_back_after_a_dropped_connection_recovers_the_gap(reactor: Any, node: RunningNode) -> None:
-    """A subscriber loses its connection while 20 events are published; back, history.get(after=the last
-    publication it saw) gives exactly those 20, in order, recovered, paged by `more`."""
+    """A subscriber loses its connection for 5 s while 20 events are published; back, history.get(after=the
+    last publication it saw) gives exactly those 20, once each, in order, recovered, paged by `more`."""
     sessions = SessionFactory(reactor, node)
     where = topic()
     async with sessions(role="writer") as w:
@@ -146,7 +146,10 @@ async def test_a_client_back_after_a_dropped_connection_recovers_the_gap(reactor
             await w.publish(where, -1, options=ACK)
             last_seen = (await inbox.next())[1]["details"].publication
             a._transport.transport.abortConnection()
-        sent = [(await w.publish(where, n, options=ACK)).id for n in range(20)]
+        sent = []
+        for n in range(20):  # while it is away for 5 s
+            sent.append((await w.publish(where, n, options=ACK)).id)
+            await task.deferLater(reactor, 0.25, lambda: None)
         async with sessions(role="anonymous") as back:
             got, after, more = [], last_seen, True
             for _ in range(5):
@@ -250,6 +253,9 @@ async def test_channel_uris_follow_the_right_to_subscribe(reactor: Any, node: Ru
         await assert_denied(w.publish(uris.PRESENCE_PREFIX + where, event="leave", options=ACK))
         await assert_denied(w.register(lambda: None, uris.HISTORY_GET))
         await assert_denied(w.register(lambda: None, "switchboard.history.other"))
+        for pattern, match in (("switchboard.", "prefix"), ("switchboard.presence.", "prefix"), ("..get", "wildcard")):
+            await assert_denied(w.register(lambda: None, pattern, options=RegisterOptions(match=match)))
+        await w.register(lambda: None, "app.", options=RegisterOptions(match="prefix"))
         await a.subscribe(
             lambda *x: None, uris.PRESENCE_PREFIX + "chat.room.", options=SubscribeOptions(match="prefix")
         )
@@ -391,3 +397,68 @@ async def test_history_survives_a_clean_restart_and_a_kill_changes_the_epoch(rea
         assert latest["seq"] > 35
     finally:
         await current.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_presence_uri_of_presence_uris_is_refused_at_once(reactor: Any, node: RunningNode) -> None:
+    """Subscribing to switchboard.presence. repeated ~45,000 times (just under a megabyte) is refused
+    like any denied subscription, and the router answers the next call at once (it used to take the
+    prefixes off one by one, each a new copy of the rest: minutes and gigabytes)."""
+    sessions = SessionFactory(reactor, node)
+    async with sessions(authmethod="anonymous") as a:
+        await assert_denied(a.subscribe(lambda *x: None, uris.PRESENCE_PREFIX * 45_000 + "chat.room.lobby"))
+        assert (await a.call(uris.PRESENCE_GET, topic()))["sessions"] == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_events_come_back_in_pages_that_fit_a_message(reactor: Any, node: RunningNode) -> None:
+    """100 events of 20 KB: history.get over the public WebSocket (1 MiB messages) answers the latest that
+    fit, and a recovery pages through all of them with `more`."""
+    sessions = SessionFactory(reactor, node)
+    where = topic()
+    async with sessions(role="writer") as w, sessions(authmethod="anonymous") as a:
+        ids = [(await w.publish(where, "x" * 20_000, i, options=ACK)).id for i in range(100)]
+        latest = await history(a, where)
+        assert 1 <= len(latest["events"]) < 100
+        assert latest["events"][-1]["publication"] == ids[-1]
+        got, after = [], ids[0]
+        for _ in range(100):
+            page = await history(a, where, after=after, limit=1000)
+            assert page["recovered"] is True
+            got += page["events"]
+            after = got[-1]["publication"]
+            if not page["more"]:
+                break
+    assert [e["args"][1] for e in got] == list(range(1, 100))
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_realm_has_its_own_history(reactor: Any, tmp_path: Path) -> None:
+    """Two realms with the same channel topic: each reads only its own events, and both histories (and
+    epochs) are there after a clean restart."""
+    doc = channel_document()
+    second = {**doc["realms"][0], "name": "second"}
+    doc["realms"].append(second)
+    config = write_config(tmp_path, doc)
+    where = topic()
+
+    async def publish_and_read(node: RunningNode, realm: str, text: str | None) -> dict[str, Any]:
+        async with SessionFactory(reactor, node)(realm=realm, role="writer") as w:
+            if text is not None:
+                await w.publish(where, text, options=ACK)
+            return await history(w, where)
+
+    node = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+    try:
+        first = await publish_and_read(node, "demo", "in demo")
+        other = await publish_and_read(node, "second", "in second")
+        assert [e["args"] for e in (await publish_and_read(node, "demo", None))["events"]] == [["in demo"]]
+        assert [e["args"] for e in other["events"]] == [["in second"]]
+        await node.stop()
+        node = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+        again = await publish_and_read(node, "demo", None)
+        assert (again["epoch"], [e["args"] for e in again["events"]]) == (first["epoch"], [["in demo"]])
+        again = await publish_and_read(node, "second", None)
+        assert (again["epoch"], [e["args"] for e in again["events"]]) == (other["epoch"], [["in second"]])
+    finally:
+        await node.stop()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from router.channels.access import Decision, exact_decision, presence_pattern
+from router.channels.access import Decision, exact_decision, pattern_reaches_channels, presence_pattern
 from router.channels.index import ChannelIndex
 from router.config import Channel
+from router.uris import PRESENCE_PREFIX
 
 PROCEDURES = (
     "switchboard.history.get",
@@ -176,3 +177,43 @@ def test_empty_channel_index() -> None:
     assert not index
     assert index.find("chat.room") is None
     assert ChannelIndex([FEED])
+
+
+def test_presence_of_a_presence_topic_is_denied_at_once() -> None:
+    """No channel lives under switchboard.: a presence URI of one is denied without peeling prefixes one at a
+    time (a megabyte of repeated prefixes costs one comparison, not a recursion per repetition)."""
+    assert exact_decision("switchboard.presence.switchboard.presence.chat.room", "subscribe") == "deny"
+    assert exact_decision(PRESENCE_PREFIX * 50_000 + "chat.room", "subscribe") == "deny"
+    assert exact_decision("switchboard.presence.switchboard.admin.x", "subscribe") == "deny"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "match", "reaches"),
+    [
+        ("switchboard.history.", "prefix", True),
+        ("switchboard.presence.chat", "prefix", True),
+        ("switchboard.", "prefix", True),
+        ("", "prefix", True),
+        ("switchboard.admin.", "prefix", False),
+        ("chat.", "prefix", False),
+        ("switchboard..get", "wildcard", True),
+        ("..get", "wildcard", True),
+        ("switchboard.admin.get", "wildcard", False),
+        ("a.b", "wildcard", False),
+        ("switchboard.history.get", "exact", False),
+    ],
+)
+def test_pattern_registrations_reaching_the_channel_namespaces(pattern: str, match: str, reaches: bool) -> None:
+    """A registration pattern that can match a URI under switchboard.history. or switchboard.presence. is
+    recognised (and refused by the authorization seam)."""
+    assert pattern_reaches_channels(pattern, match) is reaches
+
+
+def test_the_channel_of_a_huge_topic_is_found_by_its_first_components() -> None:
+    """find() looks only at as many characters as the longest prefix channel has: a 400 KB topic is
+    matched (or not) like a short one."""
+    index = ChannelIndex([Channel(topic="chat.room", match="prefix")])
+    huge = "a." * 200_000 + "a"
+    assert index.find("chat.room." + huge) is not None
+    assert index.find("chat.roomy." + huge) is None
+    assert index.find(huge) is None

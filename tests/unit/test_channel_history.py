@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from twisted.internet import defer, task
 
+from router.channels import history as history_module
 from router.channels.history import RESERVE, History
 from router.channels.index import ChannelIndex
 from router.config import Channel
@@ -182,13 +183,63 @@ def test_a_removed_channel_and_a_smaller_size_apply_at_the_next_start(tmp_path: 
 
 
 def test_writes_are_batched_by_the_flush_interval(tmp_path: Path, clock: task.Clock) -> None:
-    """Nothing reaches the file before the interval; everything recorded in it goes in one write."""
+    """Nothing reaches the file before the interval; everything recorded in it goes in one write. (A topic's
+    first event is written at once: no number of it is reserved in the file yet.)"""
     node = Node(tmp_path / "h.db", clock)
-    node.publish("feed", 5)
+    node.publish("feed", 1)
+    clock.advance(0)
+    assert node.history.stats()["pending"] == 0
+    node.publish("feed", 5, first_publication=2000)
     assert node.history.stats()["pending"] == 5
     clock.advance(0.04)
     assert node.history.stats()["pending"] == 5
     clock.advance(0.02)
     assert node.history.stats()["pending"] == 0
     count = sqlite3.connect(tmp_path / "h.db").execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    assert count == 5
+    assert count == 6
+
+
+def test_beyond_its_reservation_a_topic_is_written_at_once(tmp_path: Path, clock: task.Clock) -> None:
+    """More events in one interval than the file reserves: the write starts at once, not after the interval."""
+    node = Node(tmp_path / "h.db", clock)
+    node.publish("feed", 1)
+    clock.advance(0)
+    node.publish("feed", RESERVE + 1, first_publication=10_000)
+    clock.advance(0)
+    assert node.history.stats()["pending"] == 0
+
+
+def test_when_the_disk_does_not_keep_up_events_are_dropped_and_the_epoch_changes(
+    tmp_path: Path, clock: task.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With MAX_UNWRITTEN events waiting, one more is not kept and its topic starts a new epoch after it, so
+    a recovery from before the hole is not `recovered`; the change is written with the next batch."""
+    monkeypatch.setattr(history_module, "MAX_UNWRITTEN", 3)
+    node = Node(tmp_path / "h.db", clock, epochs=iter(["first", "after-hole"]).__next__)
+    ids = node.publish("feed", 3)
+    assert node.history.record("feed", 99, [], None, None, None) is None
+    clock.advance(1)
+    got = result(node.history.get("feed", ids[0], 10))
+    assert (got["epoch"], got["recovered"]) == ("after-hole", False)
+    assert node.history.record("feed", 100, [], None, None, None) == 5
+    result(node.history.close())
+    again = Node(tmp_path / "h.db", clock)
+    assert result(again.history.get("feed", None, 10))["epoch"] == "after-hole"
+
+
+def test_an_answer_holds_at_most_max_answer_bytes_and_pages_the_rest(
+    tmp_path: Path, clock: task.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large events: a recovered answer stops at the byte budget with `more`; the latest events keep the
+    newest that fit; one event is always given."""
+    monkeypatch.setattr(history_module, "MAX_ANSWER_BYTES", 2500)
+    node = Node(tmp_path / "h.db", clock)
+    ids = [1000 + i for i in range(6)]
+    for i in ids:
+        node.history.record("feed", i, ["x" * 1000], None, None, None)
+    clock.advance(1)
+    page = result(node.history.get("feed", ids[0], 100))
+    assert ([e["seq"] for e in page["events"]], page["more"]) == ([2, 3], True)
+    assert [e["seq"] for e in result(node.history.get("feed", None, 100))["events"]] == [5, 6]
+    node.history.record("feed", 5000, ["y" * 5000], None, None, None)
+    assert [e["seq"] for e in result(node.history.get("feed", ids[-1], 100))["events"]] == [7]

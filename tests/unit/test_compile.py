@@ -50,7 +50,7 @@ def test_one_router_worker_with_realm_components_and_transports() -> None:
         ("components.chat.ChatComponent", "demo", "backend"),
         ("components.system.SystemComponent", "demo", "backend"),
     ]
-    assert worker["components"][1]["extra"]["history"] == str(Path(STORE).parent / "history.sqlite")
+    assert worker["components"][1]["extra"]["history"] == str(Path(STORE).parent / "history.demo.sqlite")
     assert worker["components"][2]["extra"] == {
         "store": STORE,
         "roles": json.loads(DEMO_CONFIG.read_text())["realms"][0]["roles"],
