@@ -55,8 +55,16 @@ def check(config_path: Path) -> None:
     show_default=True,
     help="Crossbar's log level (its log is also in DATA_DIR/node.log, the previous run's in node.log.1).",
 )
+@click.option(
+    "--dev-tls",
+    is_flag=True,
+    help="Serve the main listener over TLS with a self-signed localhost certificate made in DATA_DIR/tls "
+    "(development only: browsers warn until you trust it).",
+)
 @click.option("--ready-timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True, hidden=True)
-def run(config_path: Path, port: int | None, data_dir: Path, loglevel: str, ready_timeout: float) -> None:
+def run(
+    config_path: Path, port: int | None, data_dir: Path, loglevel: str, dev_tls: bool, ready_timeout: float
+) -> None:
     """Start the router and its components; stop with Ctrl-C or SIGTERM."""
     from twisted.internet import task
 
@@ -67,6 +75,12 @@ def run(config_path: Path, port: int | None, data_dir: Path, loglevel: str, read
         from router.launch import with_port
 
         config = with_port(config, port)
+    if dev_tls:
+        from router import datadir
+        from router.launch import with_dev_tls
+
+        datadir.prepare(data_dir)
+        config = with_dev_tls(config, data_dir)
     task.react(lambda reactor: serve(reactor, config, data_dir, loglevel, ready_timeout))
 
 

@@ -144,7 +144,11 @@ def _bootstrap(config: Config, auth_config: dict[str, Any] | None, store_path: s
 
 
 def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
-    endpoint = {"type": "tcp", "interface": t.host, "port": t.port}
+    endpoint: dict[str, Any] = {"type": "tcp", "interface": t.host, "port": t.port}
+    if t.tls is not None:
+        endpoint["tls"] = {"certificate": t.tls.cert, "key": t.tls.key}
+        if t.tls.ca is not None:
+            endpoint["tls"]["ca_certificates"] = [t.tls.ca]
     auth: dict[str, Any] = {}
     if t.anonymous_role is not None:
         auth["anonymous"] = {"type": "static", "role": t.anonymous_role}
@@ -160,7 +164,7 @@ def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
             "options": {"max_message_size": t.max_message_size},
             "auth": auth,
         }
-    websocket = {
+    websocket: dict[str, Any] = {
         "type": "websocket",
         "serializers": list(t.serializers),
         "options": {
@@ -172,12 +176,17 @@ def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
         },
         "auth": auth,
     }
-    return {
-        "type": "web",
-        "id": f"transport_{t.name}",
-        "endpoint": endpoint,
-        "paths": {t.path: websocket},
-    }
+    if t.allowed_origins is not None:
+        websocket["options"].update(allowed_origins=list(t.allowed_origins), allow_null_origin=False)
+    paths: dict[str, Any] = {t.path: websocket}
+    for mount, directory in t.web:
+        # Static files (router.web): Crossbar mounts a resource per first path segment, "/" at the root.
+        paths[mount.strip("/") or "/"] = {
+            "type": "resource",
+            "classname": "router.web.static_directory",
+            "extra": {"directory": directory},
+        }
+    return {"type": "web", "id": f"transport_{t.name}", "endpoint": endpoint, "paths": paths}
 
 
 def _control_transport(path: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "Role",
     "Rule",
     "Throttle",
+    "Tls",
     "Transport",
     "load_config",
     "parse_config",
@@ -99,6 +100,15 @@ class Realm:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """A listener's TLS files (absolute paths)."""
+
+    cert: str
+    key: str
+    ca: str | None = None
+
+
+@dataclass(frozen=True)
 class Transport:
     """A listening endpoint clients connect to."""
 
@@ -115,13 +125,25 @@ class Transport:
     anonymous_role: str | None
     #: Store-backed auth methods enabled on this transport, in the order of :data:`STORE_METHODS`.
     store_methods: tuple[str, ...] = ()
+    #: Static files: ``(URL path, absolute directory)`` pairs (see :mod:`router.web`).
+    web: tuple[tuple[str, str], ...] = ()
+    #: Origins whose pages may connect (None: any).
+    allowed_origins: tuple[str, ...] | None = None
+    tls: Tls | None = None
 
     @property
     def url(self) -> str:
         """The URL a client uses to reach this transport."""
         if self.type == "websocket":
-            return f"ws://{self.host}:{self.port}/{self.path}"
-        return f"rs://{self.host}:{self.port}"
+            return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/{self.path}"
+        return f"{'rss' if self.tls else 'rs'}://{self.host}:{self.port}"
+
+    @property
+    def web_url(self) -> str | None:
+        """The URL of the static files mounted at ``/``, if any."""
+        if not any(mount == "/" for mount, _ in self.web):
+            return None
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/"
 
 
 @dataclass(frozen=True)
@@ -224,6 +246,9 @@ def parse_config(document: Any, base_dir: Path, source: str = "<config>") -> Con
     problems = list(_check_references(document))
     if problems:
         raise ConfigError(source, problems)
+    problems = list(_check_files(document, base_dir))
+    if problems:
+        raise ConfigError(source, problems)
     return _build(document, the_schema, base_dir)
 
 
@@ -288,8 +313,12 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
         if transport["port"] and address in bound:
             yield Problem(f"/listen/{i}/port", f"{address[0]}:{address[1]} is already used by another transport")
         bound.add(address)
+        if transport["type"] == "websocket":
+            for mount in transport.get("web", {}):
+                if mount.strip("/") == transport.get("path", "ws"):
+                    yield Problem(_pointer(["listen", i, "web", mount]), "is the listener's WebSocket path")
         if transport["type"] != "websocket":
-            for key in ("path", "open_handshake_timeout", "ping_interval", "ping_timeout"):
+            for key in ("path", "open_handshake_timeout", "ping_interval", "ping_timeout", "web", "allowed_origins"):
                 if key in transport:
                     yield Problem(f"/listen/{i}/{key}", "only valid for websocket transports")
         anonymous = transport.get("auth", {}).get("anonymous")
@@ -328,6 +357,21 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
         role = component.get("role", "backend")
         if role not in realm_roles[realm_name]:
             yield Problem(f"/components/{i}/role", f"no role {role!r} in realm {realm_name!r}")
+
+
+def _check_files(doc: dict[str, Any], base_dir: Path) -> Iterator[Problem]:
+    """The files a listener names: web directories exist, TLS files are usable (:mod:`router.tls`)."""
+    from router.tls import certificate_problems
+
+    for i, transport in enumerate(doc["listen"]):
+        for mount, directory in transport.get("web", {}).items():
+            if not (base_dir / directory).is_dir():
+                yield Problem(_pointer(["listen", i, "web", mount]), f"no such directory: {base_dir / directory}")
+        tls = transport.get("tls")
+        if tls:
+            ca = base_dir / tls["ca"] if "ca" in tls else None
+            for which, message in certificate_problems(base_dir / tls["cert"], base_dir / tls["key"], ca):
+                yield Problem(_pointer(["listen", i, "tls", which]), message)
 
 
 def _channel_problems(realm_index: int, channels: list[dict[str, Any]]) -> Iterator[Problem]:
@@ -386,6 +430,9 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
             ping_timeout=opt(t, "transport", "ping_timeout"),
             anonymous_role=t.get("auth", {}).get("anonymous", {}).get("role"),
             store_methods=tuple(m for m in STORE_METHODS if m in t.get("auth", {})),
+            web=tuple((mount, str((base_dir / d).resolve())) for mount, d in t.get("web", {}).items()),
+            allowed_origins=tuple(t["allowed_origins"]) if "allowed_origins" in t else None,
+            tls=_tls(t["tls"], base_dir) if "tls" in t else None,
         )
         for t in doc["listen"]
     )
@@ -416,6 +463,14 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
         throttle=Throttle(**_section(doc, the_schema, "throttle")),
         limits=Limits(**_section(doc, the_schema, "limits")),
         trusted_proxies=tuple(doc.get("trusted_proxies", [])),
+    )
+
+
+def _tls(tls: dict[str, str], base_dir: Path) -> Tls:
+    return Tls(
+        cert=str((base_dir / tls["cert"]).resolve()),
+        key=str((base_dir / tls["key"]).resolve()),
+        ca=str((base_dir / tls["ca"]).resolve()) if "ca" in tls else None,
     )
 
 

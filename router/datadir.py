@@ -24,6 +24,7 @@ __all__ = [
     "prepare",
     "previous_log_path",
     "store_path",
+    "tls_dir",
     "touch_private",
 ]
 
@@ -40,6 +41,11 @@ def history_path(data_dir: Path, realm: str) -> Path:
     """Where a node with data directory ``data_dir`` keeps the channel history of ``realm``
     (:mod:`router.channels`): one file per realm, so realms never share a topic's history."""
     return data_dir / f"history.{realm}.sqlite"
+
+
+def tls_dir(data_dir: Path) -> Path:
+    """The development certificate and key (``switchboard run --dev-tls``)."""
+    return data_dir / "tls"
 
 
 def control_socket_path(data_dir: Path) -> Path:

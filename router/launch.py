@@ -23,7 +23,7 @@ from typing import Any
 
 from router import datadir
 from router.compile import compile_node
-from router.config import Config, Transport
+from router.config import Config, Tls, Transport
 from router.datadir import store_path
 from router.diagnose import explain_failure, is_port_in_use
 from router.process import NodeProcess, keep_previous_log
@@ -37,6 +37,7 @@ __all__ = [
     "launch",
     "relaunch",
     "store_path",
+    "with_dev_tls",
     "with_port",
 ]
 
@@ -79,6 +80,18 @@ def with_port(config: Config, port: int) -> Config:
     """``config`` with the main transport listening on ``port``."""
     main = config.main_transport
     transports = tuple(dataclasses.replace(t, port=port) if t is main else t for t in config.transports)
+    return dataclasses.replace(config, transports=transports)
+
+
+def with_dev_tls(config: Config, data_dir: Path) -> Config:
+    """``config`` with the main transport serving TLS with the development certificate of ``data_dir``
+    (:func:`router.tls.dev_certificate`, made on first use)."""
+    from router.tls import dev_certificate
+
+    cert, key = dev_certificate(datadir.tls_dir(data_dir.resolve()))
+    main = config.main_transport
+    tls = Tls(cert=str(cert), key=str(key))
+    transports = tuple(dataclasses.replace(t, tls=tls) if t is main else t for t in config.transports)
     return dataclasses.replace(config, transports=transports)
 
 

@@ -81,6 +81,9 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
         raise SystemExit(1) from None
 
     _echo(f"Switchboard ready: {node.url}")
+    web = node.config.main_transport.web_url
+    if web is not None:
+        _echo(f"Open {web} in a browser")
     if config.uses_store and not _has_users(node.store_path):
         program = program_name(sys.argv[0], shutil.which("switchboard"))
         _echo(

@@ -23,6 +23,10 @@ What this module overrides, and why there:
   protocol (a plain :class:`~twisted.protocols.policies.ProtocolWrapper`; autobahn's ``WebSocketResource``
   already hands a ProtocolWrapper transport over to the WebSocket protocol at the upgrade) and:
 
+  - for a TLS listener, wraps the TLS layer itself (made with Crossbar's own TLS context,
+    ``_create_tls_server_context``: TLS 1.3 only), rather than being wrapped by it: a refused connection
+    costs no TLS handshake, and autobahn finds the TLS transport it reads the channel id from;
+
   - counts the connection in a :class:`ConnectionTable` shared by all listeners: in total (at most
     ``limits.max_connections``, and at most the worker's ``RLIMIT_NOFILE`` minus :data:`FD_MARGIN`) and
     per peer address (``limits.max_connections_per_peer``; a trusted proxy is not counted as a client);
@@ -55,11 +59,13 @@ from typing import Any, cast
 from autobahn.twisted.rawsocket import WampRawSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
+from crossbar.common.twisted.endpoint import _create_tls_server_context
 from twisted.internet import abstract
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 
 from router.config import Limits
 from router.peers import MAX_ADDRESS_LENGTH, Networks, client_address, networks
@@ -86,6 +92,7 @@ FD_MARGIN = 64
 #: A name on a class that is not a class attribute must be assigned as ``self.<name>`` in that class.
 RELIED_ON = [
     "crossbar.worker.transport.create_listening_port_from_config",
+    "crossbar.common.twisted.endpoint._create_tls_server_context",
     "crossbar.router.protocol.WampWebSocketServerProtocol.onConnect",
     "autobahn.twisted.rawsocket.WampRawSocketServerProtocol",
     "autobahn.twisted.rawsocket.WampRawSocketProtocol._handshake_complete",
@@ -103,6 +110,7 @@ RELIED_ON = [
 
 #: Functions wrapped here and called with positional arguments: the parameters they are expected to take.
 SIGNATURES = {
+    "crossbar.common.twisted.endpoint._create_tls_server_context": ("config", "cbdir", "log"),
     "crossbar.worker.transport.create_listening_port_from_config": (
         "config",
         "cbdir",
@@ -236,6 +244,8 @@ def _handshake_done(protocol: Any) -> bool:
     Anything else (the HTTP channel of a ``web`` transport before the upgrade, or after a plain HTTP
     request) is not: public listeners serve WAMP only, and a connection must be one within the deadline.
     """
+    if isinstance(protocol, TLSMemoryBIOProtocol):
+        protocol = protocol.wrappedProtocol
     if isinstance(protocol, WebSocketServerProtocol):
         return bool(protocol.state != WebSocketServerProtocol.STATE_CONNECTING)
     if isinstance(protocol, WampRawSocketServerProtocol):
@@ -392,6 +402,12 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...], reactor: Any = Non
 
     def create_listening_port_from_config(config: Any, cbdir: Any, factory: Any, *args: Any, **kwargs: Any) -> Any:
         if config.get("type") == "tcp":
+            if "tls" in config:
+                # TLS inside the guard, not around it: a refused connection costs no TLS handshake, and the
+                # protocols above see the TLS transport itself (autobahn reads its channel id from it).
+                context = _create_tls_server_context(config["tls"], cbdir, _log)
+                factory = TLSMemoryBIOFactory(context, False, factory)
+                config = {key: value for key, value in config.items() if key != "tls"}
             factory = GuardFactory(factory, policy)
         return listen(config, cbdir, factory, *args, **kwargs)
 
@@ -402,6 +418,8 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...], reactor: Any = Non
 
         def onConnect(self: Any, request: Any) -> Any:
             guard = self.transport
+            if isinstance(guard, TLSMemoryBIOProtocol):
+                guard = guard.transport
             if isinstance(guard, Guard) and guard.address is None:
                 address = client_address(request.peer, request.headers, policy.trusted)
                 if address is not None and address != guard.host and not guard.claim(address):

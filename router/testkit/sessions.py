@@ -23,7 +23,8 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, wrapClientTLS
+from twisted.internet.ssl import optionsForClientTLS
 
 from router.config import Config, load_config
 from router.launch import RunningNode, launch, with_port
@@ -146,9 +147,14 @@ async def session(
     authmethod: str | None = None,
     authid: str | None = None,
     timeout: float = TIMEOUT,
+    tls: Any = None,
     **credentials: Any,
 ) -> AsyncIterator[Any]:
     """A session joined over the WebSocket at ``url`` (the real login path); it leaves and disconnects on exit.
+
+    A ``wss://`` URL is reached over TLS with ``tls`` (e.g. ``twisted.internet.ssl.optionsForClientTLS(
+    "localhost", trustRoot=Certificate.loadPEM(...))`` for a development certificate), by default the
+    system's trust roots for the URL's host.
 
     Without ``authmethod`` (or with ``"anonymous"``) it joins anonymously. Otherwise ``credentials``
     configure autobahn's own client authenticator for that method: ``ticket=`` (ticket), ``secret=``
@@ -162,7 +168,11 @@ async def session(
             credentials["authid"] = authid
         authenticator = create_authenticator(authmethod, **credentials)
     parsed = urlparse(url)
-    endpoint = TCP4ClientEndpoint(reactor, parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=timeout)
+    secure = parsed.scheme == "wss"
+    host = parsed.hostname or "127.0.0.1"
+    endpoint: Any = TCP4ClientEndpoint(reactor, host, parsed.port or (443 if secure else 80), timeout=timeout)
+    if secure:
+        endpoint = wrapClientTLS(tls if tls is not None else optionsForClientTLS(host), endpoint)
 
     def factory(make: Callable[[], _Session]) -> Any:
         return WampWebSocketClientFactory(make, url=url, serializers=[SERIALIZERS[serializer]()])

@@ -41,7 +41,12 @@ def _walk(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> Iterator
             if "properties" in child:
                 yield from _walk(schema, child, path)
             elif isinstance(child.get("additionalProperties"), dict):
-                yield from _walk(schema, child["additionalProperties"], f"{path}.<role>")
+                values = _resolve(schema, child["additionalProperties"])
+                if "properties" in values:
+                    yield from _walk(schema, values, f"{path}.<role>")
+                else:  # a map of plain values: one row for its values
+                    key = f"{path}.{values.get('x-key', '<key>')}"
+                    yield key, _type_of(values), False, values.get("default", MISSING)
         if child.get("type") == "array" and isinstance(child.get("items"), dict):
             items = _resolve(schema, child["items"])
             if "properties" in items:

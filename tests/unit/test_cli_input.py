@@ -47,8 +47,8 @@ def test_check_reports_every_problem_with_its_pointer(tmp_path: Path) -> None:
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert (
-        "/listen/0/colour: unknown key (allowed: auth, host, max_message_size, name, open_handshake_timeout, "
-        "path, ping_interval, ping_timeout, port, serializers, type)" in lines
+        "/listen/0/colour: unknown key (allowed: allowed_origins, auth, host, max_message_size, name, "
+        "open_handshake_timeout, path, ping_interval, ping_timeout, port, serializers, tls, type, web)" in lines
     )
     assert "/listen/0/port: is required" in lines
     assert (

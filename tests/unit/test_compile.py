@@ -115,6 +115,9 @@ def test_websocket_transport_has_production_limits() -> None:
         "auto_ping_interval": 10000,
         "auto_ping_timeout": 5000,
         "enable_webstatus": False,
+        # The demo's pages and local tools only (docs/web.md); file:// pages refused.
+        "allowed_origins": ["http://127.0.0.1:*", "http://localhost:*", "https://127.0.0.1:*", "https://localhost:*"],
+        "allow_null_origin": False,
     }
 
 
