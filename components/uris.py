@@ -21,6 +21,7 @@ __all__ = [
     "INVALID_ARGUMENT",
     "NOT_AUTHORIZED",
     "SYS_INFO",
+    "SYS_STATS",
     "room_topic",
 ]
 
@@ -28,6 +29,8 @@ CHAT_SEND: Final = "chat.send"
 CHAT_HISTORY: Final = "chat.history"
 CHAT_ROOMS: Final = "chat.rooms"
 SYS_INFO: Final = "sys.info"
+#: Once a second: ``{"sessions", "messages_per_second", "ts"}`` (components.system).
+SYS_STATS: Final = "sys.stats"
 
 #: Messages of room ``r`` are published to ``chat.room.r``, a topic of the ``chat.room`` channel (with history).
 CHAT_ROOM_TOPIC_PREFIX: Final = "chat.room."

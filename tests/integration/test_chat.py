@@ -229,3 +229,19 @@ async def test_register_of_an_existing_procedure_is_not_authorized(reactor: Any,
         with pytest.raises(ApplicationError) as caught:
             await s.register(lambda: None, uris.CHAT_SEND)
     assert caught.value.error == uris.NOT_AUTHORIZED
+
+
+@pytest_twisted.ensureDeferred
+async def test_sys_stats_counts_sessions_and_chat_messages_every_second(reactor: Any, demo_node: Any) -> None:
+    """sys.stats comes every second with the realm's session count and the chat messages of the last
+    second."""
+    async with session(reactor, demo_node.url) as s:
+        stats = Inbox(reactor)
+        await s.subscribe(stats, uris.SYS_STATS)
+        first = await stats.next(timeout=5)
+        assert first["sessions"] >= 1
+        for i in range(3):
+            await s.call(uris.CHAT_SEND, new_room(), f"m{i}")
+        seen = [await stats.next(timeout=5) for _ in range(3)]
+    assert sum(e["messages_per_second"] for e in seen) >= 3
+    assert all(b["ts"] > a["ts"] for a, b in zip([first, *seen], seen, strict=False))
