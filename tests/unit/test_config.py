@@ -147,14 +147,14 @@ def test_every_problem_is_reported_in_document_order() -> None:
         ),
         (
             lambda d: d["realms"][0]["roles"]["anonymous"]["allow"].append({"uri": "a..b", "actions": ["call"]}),
-            '/realms/0/roles/anonymous/allow/5/uri: empty URI components are only allowed with "match": "wildcard" '
+            '/realms/0/roles/anonymous/allow/6/uri: empty URI components are only allowed with "match": "wildcard" '
             "(got 'exact')",
         ),
         (
             lambda d: d["realms"][0]["roles"]["anonymous"]["allow"].append(
                 {"uri": "a.b", "match": "wildcard", "actions": ["call"]}
             ),
-            '/realms/0/roles/anonymous/allow/5/uri: a "wildcard" URI needs at least one empty component, '
+            '/realms/0/roles/anonymous/allow/6/uri: a "wildcard" URI needs at least one empty component, '
             'e.g. "chat..typing"',
         ),
     ],
