@@ -205,6 +205,7 @@ def bench_config(overrides: dict[str, Any] | None = None, channels: tuple[dict[s
     config.pop("$schema", None)
     main = config["listen"][0]
     main["port"] = 0
+    main.pop("web", None)  # the demo's pages are relative to config/, and no load fetches them
     config["listen"].append({"name": "raw", "type": "rawsocket", "host": main["host"], "port": 0, "auth": main["auth"]})
     bench_rule = {"uri": "bench", "match": "prefix", "actions": ["call", "register", "publish", "subscribe"]}
     config["realms"][0]["roles"]["anonymous"]["allow"].append(bench_rule)

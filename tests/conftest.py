@@ -32,9 +32,14 @@ DEMO_CONFIG = ROOT / "config" / "switchboard.json"
 
 
 def demo_document() -> dict[str, Any]:
-    """A fresh copy of the demo config's JSON, to change for a test's own node."""
+    """A fresh copy of the demo config's JSON, to change for a test's own node (its directories made
+    absolute, so the copy can be written anywhere)."""
     doc: dict[str, Any] = json.loads(DEMO_CONFIG.read_text())
     doc["$schema"] = str(ROOT / "config" / "switchboard.schema.json")
+    # Paths in the file are relative to it; the copy is written elsewhere.
+    for listener in doc["listen"]:
+        for mount, directory in listener.get("web", {}).items():
+            listener["web"][mount] = str((DEMO_CONFIG.parent / directory).resolve())
     return doc
 
 

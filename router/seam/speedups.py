@@ -103,7 +103,9 @@ _log = Logger(namespace="switchboard.speedups")
 _original: dict[str, Any] = {}
 _rebound: list[tuple[Any, str, Any]] = []
 _BINARY_MARK = b"\\u0000"
-_LONG_NUMBER = re.compile(rb"\d{20}")
+#: Numbers orjson would read as floats instead of integers: 20 digits and more (beyond 2**64), and negative
+#: ones of 19 digits (some are below -2**63). autobahn's parser reads those.
+_LONG_NUMBER = re.compile(rb"\d{20}|-\d{19}")
 _MAX_DEPTH = 1024  # orjson's limit
 _orjson_dumps = orjson.dumps
 _orjson_loads = orjson.loads

@@ -169,7 +169,8 @@ def _node(
     try:
         config = load_config(path)
     except ConfigError as e:
-        pytest.fail(f"switchboard_node: {e}", pytrace=False)
+        problems = "".join(f"\n  {problem}" for problem in e.problems)
+        pytest.fail(f"switchboard_node: {e}{problems}", pytrace=False)
     # Every listener on a port picked at start: tests never depend on a fixed port.
     config = dataclasses.replace(config, transports=tuple(dataclasses.replace(t, port=0) for t in config.transports))
     loglevel = request.config.getoption("switchboard_loglevel") or request.config.getini("switchboard_loglevel")

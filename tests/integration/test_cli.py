@@ -56,6 +56,8 @@ async def test_run_serves_until_signalled_then_exits_0(
     assert line.startswith("Switchboard ready: ws://127.0.0.1:"), line
     url = line.split(": ", 1)[1].strip()
     assert not url.endswith(":0/ws")
+    web = url.removesuffix("ws").replace("ws://", "http://")
+    assert run.read_line() == f"Open {web} in a browser\n"  # the demo's web app
     assert run.read_line() == "No users yet. Create the first one with:\n"
     assert run.read_line() == f"  {shlex.quote(SWITCHBOARD)} user add alice --role user --data-dir data\n"
     async with session(reactor, url) as s:

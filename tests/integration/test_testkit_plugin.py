@@ -4,13 +4,13 @@ package's entry point, with no conftest."""
 
 from __future__ import annotations
 
-import shutil
+import json
 import time
 
 import pytest
 
 from router.testkit.plugin import READY_TIMEOUT
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import demo_document
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ async def test_wrong_expectation(wamp_session):
 def user_project(pytester: pytest.Pytester) -> None:
     """The demo config as conf/app.json and the user's test file, nothing else."""
     (pytester.path / "conf").mkdir()
-    shutil.copy(DEMO_CONFIG, pytester.path / "conf" / "app.json")
+    (pytester.path / "conf" / "app.json").write_text(json.dumps(demo_document()))
     pytester.makepyfile(test_app=USER_TESTS)
 
 
@@ -72,7 +72,7 @@ def test_the_option_names_the_config_and_a_module_node_serves_wamp_session(pytes
     switchboard_module_node, wamp_session is on that node, and no session node is started. Also
     measures the time from starting pytest to the first test running (docs/testing.md)."""
     (pytester.path / "conf").mkdir()
-    shutil.copy(DEMO_CONFIG, pytester.path / "conf" / "app.json")
+    (pytester.path / "conf" / "app.json").write_text(json.dumps(demo_document()))
     pytester.makepyfile(
         test_module="""
 import pathlib, time

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from autobahn.wamp.types import ComponentConfig
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -281,3 +282,47 @@ def test_run_dev_tls_makes_a_localhost_certificate_and_serves_wss(
     before = cert.read_bytes()
     assert dev_certificate(tmp_path / "data" / "tls") == (cert, key)
     assert cert.read_bytes() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tls_rawsocket_listener(reactor: Any, tmp_path: Path) -> None:
+    """A RawSocket listener with `tls` takes WAMP over TLS 1.3 (rss://), checked against its certificate."""
+    from autobahn.twisted.rawsocket import WampRawSocketClientFactory
+    from autobahn.twisted.wamp import ApplicationSession
+    from twisted.internet import defer
+    from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+
+    cert, key = dev_certificate(tmp_path / "tls")
+    doc = demo_document()
+    doc["listen"].append(
+        {
+            "name": "raw",
+            "type": "rawsocket",
+            "port": 0,
+            "tls": {"cert": str(cert), "key": str(key)},
+            "auth": {"anonymous": {"role": "anonymous"}},
+        }
+    )
+    node = await start_node(reactor, write_config(tmp_path, doc), tmp_path / "data")
+    joined: defer.Deferred[Any] = defer.Deferred()
+
+    class Client(ApplicationSession):
+        async def onJoin(self, details: Any) -> None:
+            joined.callback(self)
+
+    try:
+        raw = next(t for t in node.config.transports if t.name == "raw")
+        assert raw.url.startswith("rss://")
+        trust = optionsForClientTLS("localhost", trustRoot=Certificate.loadPEM(cert.read_bytes()))
+        endpoint = wrapClientTLS(trust, TCP4ClientEndpoint(reactor, raw.host, raw.port, timeout=10))
+        factory = WampRawSocketClientFactory(lambda: Client(ComponentConfig(realm="demo")))
+        protocol = await endpoint.connect(factory)
+        joined.addTimeout(10, reactor)
+        s = await joined
+        try:
+            assert (await s.call(uris.CHAT_SEND, "rawtls", "over rss"))["text"] == "over rss"
+        finally:
+            s.leave()
+            protocol.transport.loseConnection()
+    finally:
+        await node.stop()

@@ -13,7 +13,7 @@ from router.authz.static import compile_permissions
 from router.compile import compile_node
 from router.config import Role, Rule, load_config, parse_config
 from router.launch import with_port
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CONFIG, demo_document
 
 SOCKET = "/run/sb/control.sock"
 STORE = "/run/sb/users.sqlite3"
@@ -87,7 +87,7 @@ def test_store_methods_become_function_authenticators_sharing_one_config() -> No
 
 def test_no_authenticator_without_store_methods(tmp_path: Path) -> None:
     """A node with only anonymous logins has no store-backed authenticator; the bootstrap still runs."""
-    doc = json.loads(DEMO_CONFIG.read_text())
+    doc = demo_document()
     doc["listen"][0]["auth"] = {"anonymous": {"role": "anonymous"}}
     path = tmp_path / "sb.json"
     path.write_text(json.dumps(doc))
@@ -181,9 +181,10 @@ def test_disclose_applies_to_the_rule_actions(actions: set[str], expected: dict[
 
 def test_pythonpath_is_resolved_against_the_config_file(tmp_path: Path) -> None:
     """pythonpath entries are relative to the config file and reach Crossbar as absolute paths."""
-    doc = DEMO_CONFIG.read_text().replace('"components": [', '"pythonpath": ["lib"], "components": [')
+    doc = demo_document()
+    doc["pythonpath"] = ["lib"]
     path = tmp_path / "sb.json"
-    path.write_text(doc)
+    path.write_text(json.dumps(doc))
     compiled = compile_node(with_port(load_config(path), 1), control_socket=SOCKET, store_path=STORE)
     assert compiled["workers"][0]["options"]["pythonpath"] == [str(tmp_path / "lib")]
 
@@ -194,7 +195,7 @@ def test_crossbar_accepts_a_compiled_rawsocket_transport() -> None:
         warnings.simplefilter("ignore")
         from crossbar.personality import Personality
 
-    document = json.loads(DEMO_CONFIG.read_text())
+    document = demo_document()
     raw = {"name": "raw", "type": "rawsocket", "port": 18081, "max_message_size": 16777216, "auth": {"cryptosign": {}}}
     document["listen"].append(raw)
     config = parse_config(document, DEMO_CONFIG.parent)

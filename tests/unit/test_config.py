@@ -11,9 +11,9 @@ import pytest
 
 from router.config import ConfigError, Problem, load_config, parse_config, schema
 from router.launch import with_port
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.conftest import DEMO_CONFIG, ROOT, demo_document
 
-DEMO = json.loads(DEMO_CONFIG.read_text())
+DEMO = demo_document()
 
 
 def problems_of(document: Any) -> list[str]:
@@ -44,7 +44,7 @@ def test_demo_config_loads_with_defaults_filled() -> None:
 def test_schema_file_is_the_packaged_schema() -> None:
     """config/switchboard.schema.json (what editors read) is the schema the loader validates with."""
     assert json.loads((ROOT / "config" / "switchboard.schema.json").read_text()) == schema()
-    assert DEMO["$schema"] == "./switchboard.schema.json"
+    assert json.loads(DEMO_CONFIG.read_text())["$schema"] == "./switchboard.schema.json"
 
 
 def test_with_port_overrides_the_main_transport() -> None:

@@ -362,3 +362,10 @@ def test_installing_for_a_test_leaves_the_process_as_it_was() -> None:
         txaio.get_global_log_level(),
         autobahn_serializer.JsonObjectSerializer.serialize,
     ) == before
+
+
+@pytest.mark.parametrize("number", [-(2**63) - 1, -(10**19) + 1, 2**64, -(2**63), 2**63])
+def test_integers_beyond_64_bits_stay_integers(number: int) -> None:
+    """orjson reads integers below -2**63 as floats; such numbers go to autobahn's parser and stay exact."""
+    assert speedups.loads(str([number]).encode()) == [number]
+    assert isinstance(speedups.loads(str(number).encode()), int)

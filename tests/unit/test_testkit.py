@@ -20,7 +20,7 @@ from router.store import UserStore
 from router.testkit import Inbox, JoinRefused, NoEvent, SessionFactory, assert_denied, assert_invalid, sessions
 from router.testkit.logins import realm_roles, refusal
 from router.testkit.plugin import config_path
-from tests.conftest import DEMO_CONFIG
+from tests.conftest import DEMO_CONFIG, demo_document
 
 SOCKET = "/data/.crossbar/control.sock"
 KIT_SOCKET = "/data/.crossbar/kit-login.sock"
@@ -217,7 +217,7 @@ def test_a_node_without_test_logins_or_anonymous_role_needs_more(recorded: dict[
     anonymous role needs the role named."""
     with pytest.raises(RuntimeError, match="no test-login transport"):
         SessionFactory("reactor", node(test_logins=False))(role="user")
-    doc = json.loads(DEMO_CONFIG.read_text())
+    doc = demo_document()
     del doc["listen"][0]["auth"]["anonymous"]
     (tmp_path / "app.json").write_text(json.dumps(doc))
     with pytest.raises(TypeError, match="role is required"):
