@@ -37,6 +37,8 @@ broken, never the frame's content) — and the connection is closed: over WebSoc
 frame (1002 protocol error, or the code autobahn chose for a framing error) and dropped if the client does
 not answer within :data:`CLOSE_GRACE` seconds; over RawSocket by dropping it. An internal error (a router
 bug rather than a bad message) is logged once at ``error`` with the last :data:`TRACEBACK_FRAMES` frames.
+While a WebSocket closes, what the router still sends on it (the answer to a HELLO whose authentication
+finished meanwhile, say) is dropped rather than raised as ``Disconnected`` with a traceback in the log.
 
 Every private name used is listed in :data:`RELIED_ON` (checked by ``tests/unit/test_seam_parsing.py``).
 """
@@ -84,6 +86,8 @@ RELIED_ON: list[tuple[str, str]] = [
     ("autobahn.wamp.serializer", "MsgPackObjectSerializer.unserialize"),
     ("autobahn.wamp.serializer", "CBORObjectSerializer.unserialize"),
     ("autobahn.wamp.websocket", "WampWebSocketProtocol.onMessage"),
+    ("autobahn.wamp.websocket", "WampWebSocketProtocol.send"),
+    ("autobahn.websocket.protocol", "WebSocketProtocol.STATE_OPEN"),
     ("autobahn.websocket.protocol", "WebSocketProtocol._fail_connection"),
     ("autobahn.websocket.protocol", "WebSocketProtocol.dropConnection"),
     ("autobahn.websocket.protocol", "WebSocketProtocol.sendCloseFrame"),
@@ -356,6 +360,18 @@ def _quiet_fail_connection(original: Callable[..., None]) -> Callable[..., None]
     return _fail_connection
 
 
+def _quiet_send(original: Callable[..., None]) -> Callable[..., None]:
+    def send(self: Any, msg: Any) -> None:
+        if self.state != WebSocketProtocol.STATE_OPEN:
+            # The connection is closing (a protocol error, the peer's close): nothing more reaches the peer.
+            # Crossbar still answers a HELLO whose authentication finished meanwhile; autobahn would raise
+            # Disconnected there, logged as an unhandled error with its traceback.
+            return
+        original(self, msg)
+
+    return send
+
+
 def _quiet_drop_connection(original: Callable[..., None]) -> Callable[..., None]:
     def dropConnection(self: Any, abort: bool = False) -> None:
         if not getattr(self, _REFUSED, False):
@@ -448,6 +464,7 @@ def install(limits: Limits, trusted_proxies: Networks = ()) -> None:
     server = crossbar_protocol.WampWebSocketServerProtocol
     _replace(server, "_fail_connection", _quiet_fail_connection(server._fail_connection))
     _replace(server, "dropConnection", _quiet_drop_connection(server.dropConnection))
+    _replace(server, "send", _quiet_send(server.send))
     _replace(rawsocket.WampRawSocketProtocol, "stringReceived", _rawsocket_string_received)
     factory = crossbar_protocol.WampWebSocketServerFactory
     _replace(factory, "__init__", _without_batched(factory.__init__))

@@ -252,3 +252,23 @@ def test_good_messages_reach_the_session(installed: None) -> None:
     parsing._websocket_on_message(conn, b'[1, "demo", {"roles": {"caller": {}}}]', False)
     assert [type(m).__name__ for m in received] == ["Hello"]
     assert conn.closes == []
+
+
+def test_a_closing_websocket_drops_what_the_router_still_sends(installed: Any) -> None:
+    """A message sent on a server WebSocket that is closing is dropped, not raised as Disconnected (crossbar
+    answers a HELLO whose authentication ended after a protocol error started closing the connection)."""
+    from autobahn.exception import Disconnected
+    from autobahn.wamp import message
+    from autobahn.wamp.exception import TransportLost
+    from autobahn.websocket.protocol import WebSocketProtocol
+    from crossbar.router.protocol import WampWebSocketServerProtocol
+
+    proto = WampWebSocketServerProtocol()
+    proto.state = WebSocketProtocol.STATE_CLOSING
+    sent: list[Any] = []
+    proto.sendMessage = lambda *a, **kw: sent.append(a)  # type: ignore[method-assign]
+    proto.send(message.Abort("wamp.error.not_authorized"))
+    assert sent == []
+    parsing.uninstall()
+    with pytest.raises((TransportLost, Disconnected)):
+        WampWebSocketServerProtocol.send(proto, message.Abort("wamp.error.not_authorized"))
