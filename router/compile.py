@@ -20,6 +20,7 @@ with any role of a realm and any authid, without users or passwords.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,8 @@ def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
         "auth": auth,
     }
     if t.allowed_origins is not None:
-        websocket["options"].update(allowed_origins=list(t.allowed_origins), allow_null_origin=False)
+        origins = [origin_pattern(o) for o in t.allowed_origins]
+        websocket["options"].update(allowed_origins=origins, allow_null_origin=False)
     paths: dict[str, Any] = {t.path: websocket}
     for mount, directory in t.web:
         # Static files (router.web): Crossbar mounts a resource per first path segment, "/" at the root.
@@ -187,6 +189,19 @@ def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
             "extra": {"directory": directory},
         }
     return {"type": "web", "id": f"transport_{t.name}", "endpoint": endpoint, "paths": paths}
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def origin_pattern(origin: str) -> str:
+    """An ``allowed_origins`` entry as autobahn matches it: against ``scheme://host:port`` with the port always
+    written out, so ``https://app.example.com`` becomes ``https://app.example.com:443`` (a pattern with a
+    port, or ending in ``*``, is kept)."""
+    if origin.endswith("*") or re.search(r":\d+$", origin.split("//", 1)[-1]):
+        return origin
+    scheme = origin.split(":", 1)[0]
+    return f"{origin}:{_DEFAULT_PORTS[scheme]}" if scheme in _DEFAULT_PORTS else origin
 
 
 def _control_transport(path: str) -> dict[str, Any]:

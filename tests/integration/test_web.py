@@ -59,7 +59,7 @@ def web_node(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     web = site(tmp)
     doc = demo_document()
     doc["listen"][0]["web"] = {"/": str(web), "/assets": str(web / "assets")}
-    doc["listen"][0]["allowed_origins"] = ["http://good.example:*", "http://127.0.0.1:*"]
+    doc["listen"][0]["allowed_origins"] = ["http://good.example:*", "http://127.0.0.1:*", "https://app.example.com"]
     with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
         yield node
 
@@ -162,6 +162,8 @@ async def test_only_allowed_origins_may_open_a_websocket(reactor: Any, web_node:
     """An allowed origin (any port by its pattern) and a client without Origin get 101; another origin and
     the `null` origin of file:// pages are refused; WAMP still works for clients without Origin."""
     assert await handshake(web_node, "http://good.example:8080") == 101
+    assert await handshake(web_node, "https://app.example.com") == 101  # the default port, written out
+    assert await handshake(web_node, "https://app.example.com:8443") not in (101, 200)
     assert await handshake(web_node, None) == 101
     for origin in ("http://evil.example", "https://good.example.evil:1", "null", "file://"):
         assert await handshake(web_node, origin) not in (101, 200), origin

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from router.compile import compile_node
+from router.compile import compile_node, origin_pattern
 from router.config import ConfigError, parse_config
 from router.launch import with_port
 from router.tls import certificate_problems, dev_certificate
@@ -42,7 +42,7 @@ def test_web_tls_and_origins_reach_the_compiled_listener(tmp_path: Path) -> None
     listener = compiled["workers"][0]["transports"][0]
     assert listener["endpoint"]["tls"] == {"certificate": str(cert), "key": str(key)}
     paths = listener["paths"]
-    assert paths["ws"]["options"]["allowed_origins"] == ["https://app.example.com"]
+    assert paths["ws"]["options"]["allowed_origins"] == ["https://app.example.com:443"]
     assert paths["ws"]["options"]["allow_null_origin"] is False
     assert paths["/"] == {
         "type": "resource",
@@ -50,6 +50,22 @@ def test_web_tls_and_origins_reach_the_compiled_listener(tmp_path: Path) -> None
         "extra": {"directory": str(tmp_path / "site")},
     }
     assert paths["assets"]["extra"] == {"directory": str(tmp_path / "site" / "assets")}
+
+
+@pytest.mark.parametrize(
+    ("given", "matched"),
+    [
+        ("https://app.example.com", "https://app.example.com:443"),
+        ("http://app.example.com", "http://app.example.com:80"),
+        ("http://localhost:*", "http://localhost:*"),
+        ("https://*.example.com:8443", "https://*.example.com:8443"),
+        ("*", "*"),
+    ],
+)
+def test_an_origin_without_a_port_means_its_default_port(given: str, matched: str) -> None:
+    """autobahn matches patterns against `scheme://host:port` with the port written out: an entry without a
+    port gets its scheme's default one, so `https://app.example.com` allows that page."""
+    assert origin_pattern(given) == matched
 
 
 def test_without_the_keys_nothing_changes(tmp_path: Path) -> None:
