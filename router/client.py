@@ -190,8 +190,12 @@ class PresenceList:
             else:
                 buffer.append(event)
 
-        await session.subscribe(on_event, uris.PRESENCE_PREFIX + self.topic)
-        listed = await session.call(uris.PRESENCE_GET, self.topic, limit=self.limit)
+        subscription = await session.subscribe(on_event, uris.PRESENCE_PREFIX + self.topic)
+        try:
+            listed = await session.call(uris.PRESENCE_GET, self.topic, limit=self.limit)
+        except Exception:
+            await subscription.unsubscribe()  # nothing would ever read what it buffers
+            raise
         self._session = session
         self.members = {m["session"]: m for m in listed["members"]}
         self.sessions, self.users = listed["sessions"], listed["users"]

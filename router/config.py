@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -317,6 +318,13 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
             for mount in transport.get("web", {}):
                 if mount.strip("/") == transport.get("path", "ws"):
                     yield Problem(_pointer(["listen", i, "web", mount]), "is the listener's WebSocket path")
+        for j, origin in enumerate(transport.get("allowed_origins", [])):
+            if origin != "*" and not _ORIGIN.match(origin):
+                yield Problem(
+                    f"/listen/{i}/allowed_origins/{j}",
+                    f"{origin!r} is not an origin: scheme://host[:port] in lower case, http or https, no path "
+                    "(`*` matches anything)",
+                )
         if transport["type"] != "websocket":
             for key in ("path", "open_handshake_timeout", "ping_interval", "ping_timeout", "web", "allowed_origins"):
                 if key in transport:
@@ -357,6 +365,11 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
         role = component.get("role", "backend")
         if role not in realm_roles[realm_name]:
             yield Problem(f"/components/{i}/role", f"no role {role!r} in realm {realm_name!r}")
+
+
+#: An ``allowed_origins`` entry: lower-case http(s), a host of letters, digits, dots, dashes and ``*``, an
+#: optional port (digits or ``*``), no path: what autobahn compares with ``scheme://host:port``.
+_ORIGIN = re.compile(r"^https?://[a-z0-9.*-]+(:(\d+|\*))?$")
 
 
 def _check_files(doc: dict[str, Any], base_dir: Path) -> Iterator[Problem]:

@@ -111,6 +111,7 @@ def dev_certificate(directory: Path, now: datetime.datetime | None = None) -> tu
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
     with os.fdopen(fd, "wb") as out:
         out.write(pem_key)
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

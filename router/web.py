@@ -12,6 +12,8 @@ It serves the files of one directory and nothing else:
   ``application/octet-stream``), with ``X-Content-Type-Options: nosniff`` so a browser never guesses;
 - **caching**: ``Cache-Control: no-cache`` with ``Last-Modified``: browsers keep files but ask each time
   (a 304 when unchanged), so a changed page is seen at the next load;
+- **regular files and directories only**: a FIFO or a device answers 404 (reading one would block the
+  router), and so does every name starting with ``.`` (``.env``, ``.git/``);
 - GET and HEAD only.
 """
 
@@ -56,6 +58,7 @@ class StaticFiles(File):
     def __init__(self, path: str, root: str | None = None, **kwargs: Any) -> None:
         super().__init__(path, defaultType=self.defaultType, **kwargs)
         self.indexNames = ["index.html"]
+        self.contentEncodings = {}  # a.html.gz is a file of its own, not a gzip-encoded a.html
         self.root = root if root is not None else os.path.realpath(path)
 
     def _inside(self) -> bool:
@@ -63,6 +66,8 @@ class StaticFiles(File):
         return real == self.root or real.startswith(self.root + os.sep)
 
     def getChild(self, path: bytes, request: Any) -> Any:
+        if path.startswith(b"."):  # .env, .git/...: never published by being in the directory
+            return resource.NoResource()
         child = super().getChild(path, request)
         if isinstance(child, StaticFiles) and not child._inside():
             return resource.NoResource()
@@ -77,8 +82,9 @@ class StaticFiles(File):
         return similar
 
     def render_GET(self, request: Any) -> Any:
-        if not self._inside():
-            return resource.NoResource().render(request)
+        real = os.path.realpath(self.path)
+        if not self._inside() or (os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real))):
+            return resource.NoResource().render(request)  # outside, or a FIFO/device (reading one would block)
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"x-content-type-options", b"nosniff")
         return super().render_GET(request)

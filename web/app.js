@@ -13,7 +13,18 @@ const ROOMS_REFRESH_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const WS_URL = params.get('ws') || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+// ?ws= (the browser tests route through a proxy) may only name the page's own host: a link must never send
+// a login to another server.
+const OWN_WS = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+const WS_URL = sameHost(params.get('ws')) ? params.get('ws') : OWN_WS;
+
+function sameHost(url) {
+  try {
+    return url !== null && new URL(url).hostname === location.hostname;
+  } catch {
+    return false;
+  }
+}
 
 let client = null;
 let me = null; // our authid, from sys.info

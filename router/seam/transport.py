@@ -24,8 +24,9 @@ What this module overrides, and why there:
   already hands a ProtocolWrapper transport over to the WebSocket protocol at the upgrade) and:
 
   - for a TLS listener, wraps the TLS layer itself (made with Crossbar's own TLS context,
-    ``_create_tls_server_context``: TLS 1.3 only), rather than being wrapped by it: a refused connection
-    costs no TLS handshake, and autobahn finds the TLS transport it reads the channel id from;
+    ``_create_tls_server_context``: TLS 1.3 only, given every certificate of the files, which Crossbar
+    reads one of), rather than being wrapped by it: a refused connection costs no TLS handshake, and
+    autobahn finds the TLS transport it reads the channel id from;
 
   - counts the connection in a :class:`ConnectionTable` shared by all listeners: in total (at most
     ``limits.max_connections``, and at most the worker's ``RLIMIT_NOFILE`` minus :data:`FD_MARGIN`) and
@@ -51,6 +52,7 @@ Refusals and closes are logged at info, at most one line per :attr:`RefusalLog.I
 from __future__ import annotations
 
 import ipaddress
+import re
 import resource
 from collections import Counter
 from collections.abc import Callable
@@ -91,6 +93,9 @@ FD_MARGIN = 64
 #: Crossbar/autobahn/Twisted names this module relies on (``tests/unit/test_seam_transport.py`` checks them).
 #: A name on a class that is not a class attribute must be assigned as ``self.<name>`` in that class.
 RELIED_ON = [
+    "twisted.internet._sslverify.OpenSSLCertificateOptions.extraCertChain",
+    "twisted.internet._sslverify.OpenSSLCertificateOptions.trustRoot",
+    "twisted.internet._sslverify.OpenSSLCertificateAuthorities",
     "crossbar.worker.transport.create_listening_port_from_config",
     "crossbar.common.twisted.endpoint._create_tls_server_context",
     "crossbar.router.protocol.WampWebSocketServerProtocol.onConnect",
@@ -365,6 +370,32 @@ class GuardFactory(WrappingFactory):
         """See :meth:`registerProtocol`."""
 
 
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _whole_files(context: Any, tls: dict[str, Any]) -> None:
+    """Crossbar reads one certificate per file: the chain after the certificate, and every CA but the first,
+    would be left out (clients of a public CA's certificate then fail to verify it). Give ``context`` (a
+    ``CertificateOptions`` that has not built its SSL context yet) all of them. Paths are absolute
+    (``router.compile``)."""
+    from OpenSSL import crypto
+
+    def certificates(path: str) -> list[Any]:
+        with open(path, "rb") as f:
+            blocks = _PEM_CERTIFICATE.findall(f.read())
+        return [crypto.load_certificate(crypto.FILETYPE_PEM, block) for block in blocks]
+
+    chain = certificates(tls["certificate"])[1:]
+    if chain:
+        context.extraCertChain = chain
+    if tls.get("ca_certificates"):
+        from twisted.internet._sslverify import OpenSSLCertificateAuthorities
+
+        authorities = [cert for path in tls["ca_certificates"] for cert in certificates(path)]
+        context.caCerts = authorities
+        context.trustRoot = OpenSSLCertificateAuthorities(authorities)
+
+
 def _descriptor_of(transport: Any) -> Any:
     """The Twisted file descriptor under ``transport`` (through TLS and other wrappers), or None."""
     for _ in range(8):
@@ -406,6 +437,7 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...], reactor: Any = Non
                 # TLS inside the guard, not around it: a refused connection costs no TLS handshake, and the
                 # protocols above see the TLS transport itself (autobahn reads its channel id from it).
                 context = _create_tls_server_context(config["tls"], cbdir, _log)
+                _whole_files(context, config["tls"])
                 factory = TLSMemoryBIOFactory(context, False, factory)
                 config = {key: value for key, value in config.items() if key != "tls"}
             factory = GuardFactory(factory, policy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import ipaddress
 import os
 import ssl
 import subprocess
@@ -326,5 +327,82 @@ async def test_a_tls_rawsocket_listener(reactor: Any, tmp_path: Path) -> None:
         finally:
             s.leave()
             protocol.transport.loseConnection()
+    finally:
+        await node.stop()
+
+
+def chain(directory: Path) -> tuple[Path, Path, Path]:
+    """A root CA, an intermediate signed by it and a localhost leaf signed by the intermediate: the root's
+    file, the leaf followed by the intermediate (as a public CA delivers it), the leaf's key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def make(name: str, issuer: Any, issuer_key: Any, ca: bool) -> tuple[x509.Certificate, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer.subject if issuer is not None else subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(issuer_key if issuer_key is not None else key, hashes.SHA256()), key
+
+    root, root_key = make("root", None, None, True)
+    middle, middle_key = make("intermediate", root, root_key, True)
+    leaf, leaf_key = make("localhost", middle, middle_key, False)
+    pem = serialization.Encoding.PEM
+    (directory / "root.pem").write_bytes(root.public_bytes(pem))
+    (directory / "fullchain.pem").write_bytes(leaf.public_bytes(pem) + middle.public_bytes(pem))
+    (directory / "leaf-key.pem").write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return directory / "root.pem", directory / "fullchain.pem", directory / "leaf-key.pem"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_whole_certificate_chain_is_sent(tmp_path: Path) -> None:
+    """A certificate file with its intermediate after it (as public CAs deliver them): a client that
+    trusts only the root verifies the listener (Crossbar alone sends the first certificate only)."""
+    from twisted.internet import reactor
+
+    root, fullchain, key = chain(tmp_path / "pki")
+    web = site(tmp_path)
+    doc = demo_document()
+    doc["listen"][0]["web"] = {"/": str(web)}
+    doc["listen"][0]["tls"] = {"cert": str(fullchain), "key": str(key)}
+    node = await start_node(reactor, write_config(tmp_path, doc), tmp_path / "data")
+    try:
+        context = ssl.create_default_context(cafile=str(root))
+        status, _, _ = await get(node, "/", context=context)
+        assert status == 200
+    finally:
+        await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_dotfiles_and_special_files_are_not_served(reactor: Any, tmp_path: Path) -> None:
+    """Names starting with a dot (.env, .git/config) and a FIFO answer 404; the router keeps answering."""
+    web = site(tmp_path)
+    (web / ".env").write_text("SECRET=1")
+    (web / ".git").mkdir()
+    (web / ".git" / "config").write_text("[core]")
+    os.mkfifo(web / "pipe")
+    doc = demo_document()
+    doc["listen"][0]["web"] = {"/": str(web)}
+    node = await start_node(reactor, write_config(tmp_path, doc), tmp_path / "data")
+    try:
+        for path in ("/.env", "/.git/config", "/%2eenv", "/pipe"):
+            status, _, content = await get(node, path)
+            assert status == 404, path
+            assert b"SECRET" not in content
+        assert (await get(node, "/app.js"))[0] == 200
     finally:
         await node.stop()

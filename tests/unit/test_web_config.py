@@ -89,6 +89,10 @@ def test_without_the_keys_nothing_changes(tmp_path: Path) -> None:
         (lambda t: t.__setitem__("web", {"/a/b": "."}), "/listen/0/web/~1a~1b: invalid name"),
         (lambda t: t.__setitem__("tls", {"cert": "c.pem"}), "/listen/0/tls/key: is required"),
         (lambda t: t.__setitem__("allowed_origins", "*"), "/listen/0/allowed_origins: '*' is not of type 'array'"),
+        (lambda t: t.__setitem__("allowed_origins", ["https://App.example.com"]), "/listen/0/allowed_origins/0: "),
+        (lambda t: t.__setitem__("allowed_origins", ["https://a.example.com/"]), "/listen/0/allowed_origins/0: "),
+        (lambda t: t.__setitem__("allowed_origins", ["ftp://a.example.com"]), "/listen/0/allowed_origins/0: "),
+        (lambda t: t.__setitem__("web", {"/app.v2": "."}), "/listen/0/web/~1app.v2: invalid name"),
     ],
 )
 def test_bad_browser_keys_point_at_the_key(tmp_path: Path, change: Any, expected: str) -> None:

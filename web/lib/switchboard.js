@@ -72,6 +72,7 @@ export class Client {
     this._autobahn = autobahn;
     this._auth = auth; // authid, authmethods, authextra, onchallenge
     this._backoff = { ...DEFAULT_BACKOFF, ...backoff };
+    this._everJoined = false;
     this._onstate = onstate || (() => {});
     this._onerror = onerror || ((error, context) => console.warn(`switchboard: ${context}:`, error));
     /** `connecting`, `connected`, `disconnected`, `failed` or `closed`. */
@@ -114,7 +115,12 @@ export class Client {
     let joined = false;
     this._connection = connection;
     connection.onopen = async (session, details) => {
+      if (this._closing) {
+        connection.close(); // close() was called while this connection was being made
+        return;
+      }
       joined = true;
+      this._everJoined = true;
       this._attempt = 0;
       this.session = session;
       // `connected` once everything is restored, so that "connected" means "as before the drop".
@@ -131,13 +137,19 @@ export class Client {
       if (this._closing) {
         this._setState('closed', {});
         this._resolveClosed();
-      } else if (!joined && FATAL_REASONS.has(details.reason)) {
+      } else if (!joined && !this._everJoined && FATAL_REASONS.has(details.reason)) {
+        // Refused before this client ever joined: wrong credentials, not worth retrying. Once it has joined,
+        // a refusal (the router's login throttle, say) passes: keep trying, at the longest delay.
         this._setState('failed', { reason: why, message: details.message });
       } else {
-        const delay = backoffDelay(this._attempt, this._backoff);
+        const refused = !joined && FATAL_REASONS.has(details.reason);
+        const delay = refused ? this._backoff.max : backoffDelay(this._attempt, this._backoff);
         this._attempt += 1;
         this._setState('disconnected', { reason: why, message: details.message, delay, attempt: this._attempt });
-        this._timer = setTimeout(() => this._open(), delay * 1000);
+        if (!this._closing) {
+          // (onstate may have called close())
+          this._timer = setTimeout(() => this._closing || this._open(), delay * 1000);
+        }
       }
       return true; // autobahn must not retry on its own
     };
@@ -303,6 +315,18 @@ export class ChannelSubscription {
     };
     this._sub = await run((s) => s.subscribe(this.topic, onEvent, this.subscribeOptions));
     if (!buffer) return;
+    try {
+      await this._recover(session, run, () => buffer);
+    } catch (error) {
+      // History refused or the connection lost: stop buffering, and drop the subscription that would feed it.
+      abandon(this, session, [this._sub]);
+      throw error;
+    } finally {
+      buffer = null;
+    }
+  }
+
+  async _recover(session, run, buffered) {
     const history = (after, limit) => run((s) => s.call('switchboard.history.get', [this.topic], { after, limit }));
     const seen = new Set();
     const deliverPage = (events) => {
@@ -330,11 +354,10 @@ export class ChannelSubscription {
       }
     }
     if (this._session !== session) return;
-    // No await from here to `buffer = null`: no live event can slip in between.
-    for (const [args, kwargs, details] of buffer) {
+    // No await from here to the end of `_attach` (which drops the buffer): no live event can slip in between.
+    for (const [args, kwargs, details] of buffered()) {
       if (!seen.has(details.publication)) this._deliver(args, kwargs, details);
     }
-    buffer = null;
   }
 
   _gap(page, after) {
@@ -348,6 +371,15 @@ export class ChannelSubscription {
     this._session = null;
     this._sub = null;
     if (sub && sub.active && this.client.session?.isOpen) await this.client._run((s) => s.unsubscribe(sub));
+  }
+}
+
+/** After a failed (re)attach: stop taking events of `session` and drop its subscriptions (best effort). */
+function abandon(follower, session, subscriptions) {
+  if (follower._session !== session) return;
+  follower._session = null;
+  for (const sub of subscriptions) {
+    if (sub && sub.active && session.isOpen) session.unsubscribe(sub).catch(() => {});
   }
 }
 
@@ -403,11 +435,18 @@ export class Presence {
       if (buffer) buffer.push(change);
       else this._apply(change, 'live');
     })));
-    if (this.join) {
-      this._subs.push(await run((s) => s.subscribe(this.topic, () => {})));
-      if (this.data !== undefined) await run((s) => s.call('switchboard.presence.update', [this.topic, this.data]));
+    let snapshot;
+    try {
+      if (this.join) {
+        this._subs.push(await run((s) => s.subscribe(this.topic, () => {})));
+        if (this.data !== undefined) await run((s) => s.call('switchboard.presence.update', [this.topic, this.data]));
+      }
+      snapshot = await run((s) => s.call('switchboard.presence.get', [this.topic]));
+    } catch (error) {
+      buffer = null;
+      abandon(this, session, this._subs);
+      throw error;
     }
-    const snapshot = await run((s) => s.call('switchboard.presence.get', [this.topic]));
     if (this._session !== session) return;
     this._members = new Map(snapshot.members.map((m) => [m.session, m]));
     this.sessions = snapshot.sessions;
