@@ -185,6 +185,7 @@ class Limits:
     max_presence_data: int = 1024
     max_subscriptions: int = 1000
     max_registrations: int = 1000
+    join_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -344,6 +345,15 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
         except ValueError:
             yield Problem(f"/trusted_proxies/{i}", f"{proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)")
 
+    limits, throttle = doc.get("limits", {}), doc.get("throttle", {})
+    join = limits.get("join_timeout", schema()["properties"]["limits"]["properties"]["join_timeout"]["default"])
+    http = limits.get("http_timeout", schema()["properties"]["limits"]["properties"]["http_timeout"]["default"])
+    delay = throttle.get("max_delay", schema()["properties"]["throttle"]["properties"]["max_delay"]["default"])
+    if join <= max(http, delay):
+        yield Problem(
+            "/limits/join_timeout",
+            f"{join} must exceed http_timeout ({http}) and throttle.max_delay ({delay}): a login must fit in it",
+        )
     send_buffer = doc.get("limits", {}).get("max_send_buffer")
     if send_buffer is not None:
         for i, transport in enumerate(doc["listen"]):

@@ -33,7 +33,9 @@ What this module overrides, and why there:
     per peer address (``limits.max_connections_per_peer``; a trusted proxy is not counted as a client);
   - closes the connection ``limits.http_timeout`` seconds after it was accepted unless by then it is a
     WebSocket or RawSocket connection past its opening handshake (silent, trickling and plain-HTTP
-    keep-alive connections alike: public listeners serve WAMP only);
+    keep-alive connections alike: a page load must be done by then), and ``limits.join_timeout`` seconds
+    after it was accepted unless it carries a joined WAMP session by then (one that never sends HELLO, or
+    never answers its challenge, would otherwise stay open for ever);
   - after each write, compares the bytes the Twisted transport holds but the kernel has not taken
     (``FileDescriptor.dataBuffer`` minus ``offset``, plus ``_tempDataLen``) with ``limits.max_send_buffer``;
     beyond it, it first hands the kernel what it takes now (``doWrite``, what the reactor would do at the
@@ -93,6 +95,9 @@ FD_MARGIN = 64
 #: Crossbar/autobahn/Twisted names this module relies on (``tests/unit/test_seam_transport.py`` checks them).
 #: A name on a class that is not a class attribute must be assigned as ``self.<name>`` in that class.
 RELIED_ON = [
+    "autobahn.wamp.websocket.WampWebSocketProtocol._session",
+    "autobahn.twisted.rawsocket.WampRawSocketProtocol._session",
+    "crossbar.router.session.RouterSession._session_id",
     "twisted.internet._sslverify.OpenSSLCertificateOptions.extraCertChain",
     "twisted.internet._sslverify.OpenSSLCertificateOptions.trustRoot",
     "twisted.internet._sslverify.OpenSSLCertificateAuthorities",
@@ -258,6 +263,14 @@ def _handshake_done(protocol: Any) -> bool:
     return False
 
 
+def _joined(protocol: Any) -> bool:
+    """Whether ``protocol`` (past its opening handshake) carries a joined WAMP session."""
+    if isinstance(protocol, TLSMemoryBIOProtocol):
+        protocol = protocol.wrappedProtocol
+    session = getattr(protocol, "_session", None)
+    return session is not None and getattr(session, "_session_id", None) is not None
+
+
 class Guard(ProtocolWrapper):
     """One public connection: counted, closed if not open within the HTTP deadline or if it stops reading."""
 
@@ -319,8 +332,19 @@ class Guard(ProtocolWrapper):
 
     def _check_opened(self) -> None:
         self._deadline = None
-        if not self._closed and not _handshake_done(self.wrappedProtocol):
+        if self._closed:
+            return
+        if not _handshake_done(self.wrappedProtocol):
             self._abort("http_timeout")
+        elif not _joined(self.wrappedProtocol):
+            limits = self._policy.limits
+            wait = max(0.0, limits.join_timeout - limits.http_timeout)
+            self._deadline = self._policy.clock.callLater(wait, self._check_joined)
+
+    def _check_joined(self) -> None:
+        self._deadline = None
+        if not self._closed and not _joined(self.wrappedProtocol):
+            self._abort("join_timeout")
 
     def _abort(self, reason: str) -> None:
         self._closed = True

@@ -406,3 +406,45 @@ async def test_dotfiles_and_special_files_are_not_served(reactor: Any, tmp_path:
         assert (await get(node, "/app.js"))[0] == 200
     finally:
         await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_websocket_that_never_joins_is_closed_at_the_join_timeout(reactor: Any, tmp_path: Path) -> None:
+    """A client past the WebSocket handshake that never sends HELLO is closed at `join_timeout` (4 s here);
+    a joined session on the same node outlives it."""
+    import socket
+    import time
+
+    from twisted.internet import task
+
+    doc = demo_document()
+    doc["limits"] = {"http_timeout": 2, "join_timeout": 4}
+    doc["throttle"] = {"max_delay": 1}
+    node = await start_node(reactor, write_config(tmp_path, doc), tmp_path / "data")
+    transport = node.config.main_transport
+
+    def silent_client() -> tuple[bytes, float]:
+        started = time.monotonic()
+        with socket.create_connection((transport.host, transport.port), timeout=15) as sock:
+            sock.sendall(
+                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n"
+            )
+            status = sock.recv(12)
+            try:
+                while sock.recv(4096):  # until the router closes it (its pings are answered by no one)
+                    pass
+            except ConnectionResetError:
+                pass  # closed by an abort
+        return status, time.monotonic() - started
+
+    try:
+        async with session(reactor, node.url) as joined:
+            status, lasted = await threads.deferToThread(silent_client)
+            assert status == b"HTTP/1.1 101"
+            assert 3 <= lasted < 12
+            await task.deferLater(reactor, 1, lambda: None)
+            assert (await joined.call(uris.CHAT_SEND, "joined", "still here"))["text"] == "still here"
+    finally:
+        await node.stop()

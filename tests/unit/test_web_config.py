@@ -135,3 +135,15 @@ def test_the_development_certificate_is_for_localhost_and_reused(tmp_path: Path)
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=85)
     dev_certificate(tmp_path, now=later)
     assert cert.read_bytes() != first
+
+
+def test_join_timeout_must_leave_room_for_the_handshake_and_the_login_throttle(tmp_path: Path) -> None:
+    """join_timeout at or below http_timeout or throttle.max_delay is refused at its key."""
+    doc = demo_document()
+    doc["limits"] = {"join_timeout": 8}
+    assert problems(doc, tmp_path) == [
+        "/limits/join_timeout: 8 must exceed http_timeout (10) and throttle.max_delay (8): a login must fit in it"
+    ]
+    doc["limits"] = {"join_timeout": 12, "http_timeout": 5}
+    doc["throttle"] = {"max_delay": 4}
+    assert parse_config(doc, base_dir=tmp_path).limits.join_timeout == 12
