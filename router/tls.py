@@ -25,14 +25,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["DEV_VALIDITY", "certificate_problems", "dev_certificate"]
+__all__ = ["DEV_VALIDITY", "certificate_problems", "dev_certificate", "pem_certificates"]
 
 #: How long a development certificate is valid.
 DEV_VALIDITY = datetime.timedelta(days=90)
 _RENEW_BEFORE = datetime.timedelta(days=7)
 
 
-def _load_certificates(path: Path) -> list[x509.Certificate]:
+def pem_certificates(path: Path) -> list[x509.Certificate]:
+    """Every certificate of the PEM file at ``path``, in order (ValueError if there is none)."""
     return x509.load_pem_x509_certificates(path.read_bytes())
 
 
@@ -44,7 +45,7 @@ def certificate_problems(
     problems: list[tuple[str, str]] = []
     certificate = None
     try:
-        certificate = _load_certificates(cert)[0]
+        certificate = pem_certificates(cert)[0]
     except OSError as e:
         problems.append(("cert", f"cannot read {cert}: {e.strerror or e}"))
     except ValueError:
@@ -67,7 +68,7 @@ def certificate_problems(
             problems.append(("key", f"{key} does not match the certificate {cert}"))
     if ca is not None:
         try:
-            _load_certificates(ca)
+            pem_certificates(ca)
         except OSError as e:
             problems.append(("ca", f"cannot read {ca}: {e.strerror or e}"))
         except ValueError:
@@ -87,7 +88,7 @@ def dev_certificate(directory: Path, now: datetime.datetime | None = None) -> tu
     now = now or datetime.datetime.now(datetime.UTC)
     cert_path, key_path = directory / "dev-cert.pem", directory / "dev-key.pem"
     usable = cert_path.exists() and key_path.exists() and not certificate_problems(cert_path, key_path, now=now)
-    if usable and _load_certificates(cert_path)[0].not_valid_after_utc - now > _RENEW_BEFORE:
+    if usable and pem_certificates(cert_path)[0].not_valid_after_utc - now > _RENEW_BEFORE:
         return cert_path, key_path
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())

@@ -54,10 +54,10 @@ Refusals and closes are logged at info, at most one line per :attr:`RefusalLog.I
 from __future__ import annotations
 
 import ipaddress
-import re
 import resource
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 from autobahn.twisted.rawsocket import WampRawSocketServerProtocol
@@ -394,9 +394,6 @@ class GuardFactory(WrappingFactory):
         """See :meth:`registerProtocol`."""
 
 
-_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
-
-
 def _whole_files(context: Any, tls: dict[str, Any]) -> None:
     """Crossbar reads one certificate per file: the chain after the certificate, and every CA but the first,
     would be left out (clients of a public CA's certificate then fail to verify it). Give ``context`` (a
@@ -404,10 +401,10 @@ def _whole_files(context: Any, tls: dict[str, Any]) -> None:
     (``router.compile``)."""
     from OpenSSL import crypto
 
+    from router.tls import pem_certificates
+
     def certificates(path: str) -> list[Any]:
-        with open(path, "rb") as f:
-            blocks = _PEM_CERTIFICATE.findall(f.read())
-        return [crypto.load_certificate(crypto.FILETYPE_PEM, block) for block in blocks]
+        return [crypto.X509.from_cryptography(c) for c in pem_certificates(Path(path))]
 
     chain = certificates(tls["certificate"])[1:]
     if chain:

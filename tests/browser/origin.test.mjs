@@ -2,20 +2,11 @@
 // node refuses the handshake), the node's own page can. The sockets go through a proxy that records the
 // node's answer, so the refusal is seen to be the node's, not the browser's.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, launchBrowser, newPage, tcpProxy } from './support.mjs';
+import { browserAndProxy, env, newPage } from './support.mjs';
 
-let browser;
-let proxy;
-before(async () => {
-  browser = await launchBrowser();
-  proxy = await tcpProxy(Number(new URL(env('SWITCHBOARD_PAGE')).port));
-});
-after(async () => {
-  await browser?.close();
-  await proxy?.close();
-});
+const held = browserAndProxy();
 
 /** In the page: open a WAMP WebSocket to `url`; resolves to 'open' or 'closed <code>'. */
 function tryWebSocket(url) {
@@ -30,6 +21,7 @@ function tryWebSocket(url) {
 }
 
 test('a page of another origin is refused the WebSocket, the node’s own page is not', async () => {
+  const { browser, proxy } = held;
   const url = `ws://127.0.0.1:${proxy.port}/ws`;
   const evil = await newPage(browser);
   // Chromium's own Local Network Access check would stop a public site's socket to 127.0.0.1 before the node

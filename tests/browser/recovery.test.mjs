@@ -1,11 +1,11 @@
 // A page whose connection goes through a proxy the test cuts: the banner while cut off, then every message
 // sent meanwhile, once each and in order, after the connection returns.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  browserAndProxy,
   env,
-  launchBrowser,
   newPage,
   openApp,
   logIn,
@@ -13,22 +13,13 @@ import {
   messageTexts,
   messageWithText,
   problems,
-  tcpProxy,
   uniqueRoom,
 } from './support.mjs';
 
-let browser;
-let proxy;
-before(async () => {
-  browser = await launchBrowser();
-  proxy = await tcpProxy(Number(new URL(env('SWITCHBOARD_PAGE')).port));
-});
-after(async () => {
-  await browser?.close();
-  await proxy?.close();
-});
+const held = browserAndProxy();
 
 test('a cut-off page shows the banner, then recovers the missed messages once each, in order', async () => {
+  const { browser, proxy } = held;
   const base = env('SWITCHBOARD_PAGE');
   const room = uniqueRoom('browser_recovery');
   const a = await newPage(browser);

@@ -4,6 +4,7 @@
 
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 /** Milliseconds any one wait for the page may take. */
@@ -146,4 +147,21 @@ export async function tcpProxy(port) {
       return new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * Registers the file's before/after hooks: a browser, and a proxy to the port of the node's page
+ * (SWITCHBOARD_PAGE). Returns the object they are set on once the hooks ran: `{browser, proxy}`.
+ */
+export function browserAndProxy() {
+  const held = {};
+  before(async () => {
+    held.browser = await launchBrowser();
+    held.proxy = await tcpProxy(Number(new URL(env('SWITCHBOARD_PAGE')).port));
+  });
+  after(async () => {
+    await held.browser?.close();
+    await held.proxy?.close();
+  });
+  return held;
 }

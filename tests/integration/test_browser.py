@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import utils
 
 from router.launch import RunningNode
 from router.testkit import start_node
 from router.tls import dev_certificate
 from tests.conftest import ROOT, demo_document, running, write_config
+from tests.integration.test_js_clients import run_node_tests
 from tests.integration.users import add_user
 
 pytestmark = pytest.mark.integration
@@ -38,25 +38,14 @@ def chromium() -> str:
 
 async def run_browser_tests(reactor: Any, test_file: str, env: dict[str, str]) -> None:
     """Run one ``node --test`` file of tests/browser; fail with its report unless every test in it passed."""
-    node = shutil.which("node")
-    assert node is not None, "Node.js is required for the browser tests"
     assert (BROWSER_DIR / "node_modules" / "playwright-core").is_dir(), (
         "run `npm install --prefix tests/browser` first (tox does)"
     )
     assert (WEB_DIR / "index.html").is_file(), "web/index.html is missing: the demo app is what these tests load"
     assert (WEB_DIR / "node_modules" / "autobahn-browser").is_dir(), "run `npm install --prefix web` first (tox does)"
     ARTIFACTS.mkdir(exist_ok=True)
-    env = dict(os.environ, CHROMIUM=chromium(), SWITCHBOARD_ARTIFACTS=str(ARTIFACTS), **env)
-    # Each JS test and each of its waits has its own deadline; this bounds the whole run too.
-    running_tests = utils.getProcessOutputAndValue(
-        node, ["--test", "--test-timeout=60000", test_file], env=env, path=str(BROWSER_DIR), reactor=reactor
-    )
-    running_tests.addTimeout(150, reactor)
-    out, err, code = await running_tests
-    report = out.decode() + err.decode()
-    assert code == 0, report
-    assert "# fail 0" in report, report
-    assert "# pass 0" not in report, report
+    env = dict(env, CHROMIUM=chromium(), SWITCHBOARD_ARTIFACTS=str(ARTIFACTS))
+    await run_node_tests(reactor, test_file, env, directory=BROWSER_DIR, test_timeout=60, deadline=150)
 
 
 def web_document() -> dict[str, Any]:

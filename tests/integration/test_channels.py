@@ -309,6 +309,36 @@ async def test_a_dropped_tcp_connection_leaves_after_the_grace(reactor: Any, nod
         assert (gone["event"], gone["member"]["authrole"], gone["sessions"]) == ("leave", "anonymous", 0)
 
 
+class Restarts:
+    """A node on ``config`` that a test stops, kills (the router worker, SIGKILL) and starts again on the same
+    data directory, and a writer's view of one channel topic."""
+
+    def __init__(self, reactor: Any, config: Path, data: Path) -> None:
+        self.reactor, self.config, self.data = reactor, config, data
+        self.topic = topic()
+
+    async def start(self) -> None:
+        self.node = await start_node(self.reactor, self.config, self.data, test_logins=True)
+
+    async def stop_and_start(self) -> None:
+        await self.node.stop()
+        await self.start()
+
+    async def kill_and_start(self) -> None:
+        pids = children(self.node.process.pid or 0)
+        os.kill(router_worker(pids + [p for pid in pids for p in children(pid)]), signal.SIGKILL)
+        await task.deferLater(self.reactor, 1, lambda: None)
+        await self.stop_and_start()
+
+    async def publish(self, n: int) -> list[int]:
+        async with SessionFactory(self.reactor, self.node)(role="writer") as w:
+            return [(await w.publish(self.topic, i, options=ACK)).id for i in range(n)]
+
+    async def read(self, after: int | None = None) -> dict[str, Any]:
+        async with SessionFactory(self.reactor, self.node)(role="writer") as r:
+            return await history(r, self.topic, after=after, limit=1000)
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_clean_stop_writes_what_is_pending_and_a_kill_loses_it_visibly(reactor: Any, tmp_path: Path) -> None:
     """With writes every 10 s: events published just before SIGTERM are all there after the restart (same
@@ -316,87 +346,54 @@ async def test_a_clean_stop_writes_what_is_pending_and_a_kill_loses_it_visibly(r
     so (new epoch, recovered false) and numbers above them."""
     doc = channel_document()
     doc["limits"] = {"history_flush": 10}
-    config = write_config(tmp_path, doc)
-    where = topic()
-
-    async def publish(n: int) -> list[int]:
-        async with SessionFactory(reactor, current)(role="writer") as w:
-            return [(await w.publish(where, i, options=ACK)).id for i in range(n)]
-
-    async def read(after: int | None = None) -> dict[str, Any]:
-        async with SessionFactory(reactor, current)(role="writer") as r:
-            return await history(r, where, after=after, limit=1000)
-
-    current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+    node = Restarts(reactor, write_config(tmp_path, doc), tmp_path / "data")
+    await node.start()
     try:
-        ids = await publish(10)
-        epoch = (await read())["epoch"]
-        await current.stop()
-        current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
-        kept = await read(ids[0])
+        ids = await node.publish(10)
+        epoch = (await node.read())["epoch"]
+        await node.stop_and_start()
+        kept = await node.read(ids[0])
         assert (kept["epoch"], kept["recovered"]) == (epoch, True)
         assert [e["publication"] for e in kept["events"]] == ids[1:]
-        lost = await publish(3)
-        pids = children(current.process.pid or 0)
-        os.kill(router_worker(pids + [p for pid in pids for p in children(pid)]), signal.SIGKILL)
-        await task.deferLater(reactor, 1, lambda: None)
-        await current.stop()
-        current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
-        after_kill = await read(lost[0])
+        lost = await node.publish(3)
+        await node.kill_and_start()
+        after_kill = await node.read(lost[0])
         assert after_kill["epoch"] != epoch
         assert after_kill["recovered"] is False
         assert [e["publication"] for e in after_kill["events"]] == ids
-        (newest,) = await publish(1)
-        latest = (await read())["events"][-1]
+        (newest,) = await node.publish(1)
+        latest = (await node.read())["events"][-1]
         assert latest["publication"] == newest
         assert latest["seq"] > 13
     finally:
-        await current.stop()
+        await node.node.stop()
 
 
 @pytest_twisted.ensureDeferred
 async def test_history_survives_a_clean_restart_and_a_kill_changes_the_epoch(reactor: Any, tmp_path: Path) -> None:
     """After SIGTERM and a restart: same epoch, every event, numbering continues. After kill -9 of the
     router worker and a restart: a new epoch, numbers above every one handed out, recovered false."""
-    config = write_config(tmp_path, channel_document())
-    where = topic()
-
-    async def publish(n: int) -> list[int]:
-        async with SessionFactory(reactor, current)(role="writer") as w:
-            return [(await w.publish(where, i, options=ACK)).id for i in range(n)]
-
-    async def read(after: int | None = None) -> dict[str, Any]:
-        async with SessionFactory(reactor, current)(role="writer") as r:
-            return await history(r, where, after=after, limit=1000)
-
-    current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
+    node = Restarts(reactor, write_config(tmp_path, channel_document()), tmp_path / "data")
+    await node.start()
     try:
-        ids = await publish(30)
-        before = await read()
-        await current.stop()
-        current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
-        after_stop = await read(ids[0])
+        ids = await node.publish(30)
+        before = await node.read()
+        await node.stop_and_start()
+        after_stop = await node.read(ids[0])
         assert (after_stop["epoch"], after_stop["recovered"]) == (before["epoch"], True)
         assert [e["seq"] for e in after_stop["events"]] == list(range(2, 31))
-        more = await publish(5)
-        worker = router_worker(
-            children(current.process.pid or 0)
-            + [grandchild for child in children(current.process.pid or 0) for grandchild in children(child)]
-        )
-        os.kill(worker, signal.SIGKILL)
-        await task.deferLater(reactor, 1, lambda: None)
-        await current.stop()
-        current = await start_node(reactor, config, tmp_path / "data", test_logins=True)
-        crashed = await read(more[-1])
+        more = await node.publish(5)
+        await node.kill_and_start()
+        crashed = await node.read(more[-1])
         assert crashed["epoch"] != before["epoch"]
         assert crashed["recovered"] is False
         assert [e["seq"] for e in crashed["events"]][:30] == list(range(1, 31))
-        newest = (await publish(1))[0]
-        latest = (await read())["events"][-1]
+        newest = (await node.publish(1))[0]
+        latest = (await node.read())["events"][-1]
         assert latest["publication"] == newest
         assert latest["seq"] > 35
     finally:
-        await current.stop()
+        await node.node.stop()
 
 
 @pytest_twisted.ensureDeferred

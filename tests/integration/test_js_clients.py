@@ -18,17 +18,29 @@ pytestmark = pytest.mark.integration
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 
 
-async def run_node_tests(reactor: Any, test_file: str, env: dict[str, str]) -> None:
-    """Run one ``node --test`` file and fail with its report unless every test in it passed."""
+async def run_node_tests(
+    reactor: Any,
+    test_file: str,
+    env: dict[str, str],
+    *,
+    directory: Path = JS_DIR,
+    test_timeout: float = 30,
+    deadline: float = 90,
+) -> None:
+    """Run one ``node --test`` file of ``directory`` and fail with its report unless every test in it passed
+    (each test gets ``test_timeout`` seconds, the whole run ``deadline``)."""
     node = shutil.which("node")
-    assert node is not None, "Node.js is required for the JavaScript client tests"
-    assert (JS_DIR / "node_modules").is_dir(), "run `npm install --prefix tests/js` first (tox does)"
+    assert node is not None, "Node.js is required for the JavaScript tests"
+    assert (directory / "node_modules").is_dir(), f"run `npm install --prefix {directory}` first (tox does)"
     env = dict(os.environ, **env)
-    # Each JS test and each of its waits has its own deadline; this bounds the whole run too.
     running = utils.getProcessOutputAndValue(
-        node, ["--test", "--test-timeout=30000", test_file], env=env, path=str(JS_DIR), reactor=reactor
+        node,
+        ["--test", f"--test-timeout={int(test_timeout * 1000)}", test_file],
+        env=env,
+        path=str(directory),
+        reactor=reactor,
     )
-    running.addTimeout(90, reactor)
+    running.addTimeout(deadline, reactor)
     out, err, code = await running
     report = out.decode() + err.decode()
     assert code == 0, report
