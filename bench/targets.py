@@ -19,6 +19,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,6 +170,19 @@ def _read_line(process: subprocess.Popen[bytes], timeout: float) -> str:
     return process.stdout.readline().decode()
 
 
+def _drain(process: subprocess.Popen[bytes]) -> None:
+    """Read (and drop) the rest of ``process``'s output: a full pipe would block the node (its log lines
+    at info, session joins and leaves among them, go to that output too; node.log keeps them)."""
+    stdout = process.stdout
+    assert stdout is not None
+
+    def drop() -> None:
+        while stdout.read1(65536):
+            pass
+
+    threading.Thread(target=drop, daemon=True, name="bench-drain").start()
+
+
 def public_key(seed_hex: str) -> str:
     from nacl.signing import SigningKey
 
@@ -183,6 +197,10 @@ ONE_LOAD_ADDRESS = {
     # The login storm logs one user in from one address, many at once: logins in flight count.
     "throttle": {"per_peer": 1_000_000, "per_authid": 1_000_000},
 }
+
+
+#: :data:`ONE_LOAD_ADDRESS` without ``/metrics`` (the demo config serves it): the per-message counts are off.
+NO_METRICS = {**ONE_LOAD_ADDRESS, "operations": {"metrics": None}}
 
 
 #: The channel of the ``channels`` scenario: every topic under ``bench.channel`` keeps 1 000 events and lists its
@@ -218,6 +236,7 @@ def start_switchboard(
     speedups: bool = True,
     overrides: dict[str, Any] | None = None,
     channels: tuple[dict[str, Any], ...] = (),
+    name: str | None = None,
 ) -> Target:
     """``switchboard run`` on :func:`bench_config` (with ``overrides`` of top-level keys, and ``channels``)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -247,10 +266,11 @@ def start_switchboard(
     except BaseException:
         process.kill()
         raise
+    _drain(process)
     startup = time.monotonic() - start
     compiled = json.loads((data / ".crossbar" / "config.json").read_text())
     websocket, rawsocket = _ports(compiled)
-    name = "switchboard" if speedups else "switchboard-nospeedups"
+    name = name or ("switchboard" if speedups else "switchboard-nospeedups")
     return Target(name, "wamp", process, "127.0.0.1", websocket, rawsocket, startup, workdir=workdir)
 
 
@@ -361,4 +381,8 @@ STARTERS: dict[str, Callable[[Path], Target]] = {
     "echo": start_echo,
     # router/seam/speedups.py switched off: what the speed-ups are worth.
     "switchboard-nospeedups": lambda workdir: start_switchboard(workdir, False, ONE_LOAD_ADDRESS),
+    # /metrics not served, so nothing counted per message: what the metrics cost (bench/metrics_overhead.py).
+    "switchboard-nometrics": lambda workdir: start_switchboard(
+        workdir, overrides=NO_METRICS, name="switchboard-nometrics"
+    ),
 }

@@ -8,6 +8,11 @@ store (they override the file, across restarts, :mod:`router.authz.effective`) a
 running router at once (:func:`router.authz.install.install_roles`). User changes go to the same store as
 the CLI. Every change is logged and published on ``switchboard.admin.on_change`` as
 ``{"who", "what", "when"}``, never with a secret.
+
+``session.list``/``session.kill`` read and end the realm's sessions through Crossbar's own WAMP meta API
+(``wamp.session.*``, open to this trusted component; it hides ``trusted`` sessions), so no router internals
+are touched here. Crossbar does not keep when a session joined: the component notes it from
+``wamp.session.on_join`` (it starts before any transport opens, so it sees every client join).
 """
 
 from __future__ import annotations
@@ -30,11 +35,46 @@ from router.config import schema
 from router.credentials import check_password, password_credentials
 from router.store import StoreError, UserStore
 
-__all__ = ["AdminComponent"]
+__all__ = ["MAX_SESSIONS", "AdminComponent", "session_entry"]
+
+#: The most sessions one ``session.list`` answers (and its default ``limit``).
+MAX_SESSIONS = 1000
 
 
 def _invalid(procedure: str, reason: str) -> ApplicationError:
     return invalid_argument(uris.ADMIN_PREFIX + procedure, reason)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _inside_router(details: dict[str, Any]) -> bool:
+    """A component hosted in the router worker (Crossbar's "native" framing), not a client connection."""
+    transport = details.get("transport") or {}
+    return transport.get("channel_framing") in (None, "native")
+
+
+def session_entry(details: dict[str, Any], joined: float | None) -> dict[str, Any]:
+    """What ``session.list`` tells of one session, from its ``wamp.session.get`` answer: who it is, how it
+    is connected (``transport`` is ``websocket``/``rawsocket``; ``None``, with no method, serializer nor peer,
+    for a component inside the router), the peer as Crossbar saw it, and ``joined`` (UNIX time, ``None`` if
+    not seen joining). Never a secret nor the HTTP headers."""
+    entry = {key: details.get(key) for key in ("session", "authid", "authrole", "authmethod")}
+    if _inside_router(details):
+        return {**entry, "authmethod": None, "transport": None, "serializer": None, "peer": None, "joined": joined}
+    transport = details.get("transport") or {}
+    serializer = transport.get("channel_serializer")
+    protocol = transport.get("websocket_protocol")
+    if serializer is None and isinstance(protocol, str) and protocol.startswith("wamp.2."):
+        serializer = protocol.removeprefix("wamp.2.")  # Crossbar names it only in the subprotocol over WebSocket
+    return {
+        **entry,
+        "transport": transport.get("channel_framing"),
+        "serializer": serializer,
+        "peer": transport.get("peer"),
+        "joined": joined,
+    }
 
 
 class AdminComponent(ComponentSession):
@@ -50,6 +90,9 @@ class AdminComponent(ComponentSession):
         self._file_roles: dict[str, Any] = dict(extra["roles"])
         # The roles themselves were installed at start-up by router.worker.WorkerBootstrap.
         self._router = realm_routers(self, [self._realm_name])[self._realm_name]
+        self._joined_at: dict[int, float] = {}  # session id -> when it joined (session.list)
+        await self.subscribe(self._session_joined, "wamp.session.on_join")
+        await self.subscribe(self._session_left, "wamp.session.on_leave")
         await self.register(self)  # every @procedure below (router.uris.ADMIN_PROCEDURES)
 
     # -- roles ---------------------------------------------------------------------------------------
@@ -190,6 +233,68 @@ class AdminComponent(ComponentSession):
         if not enabled:
             await self._end_sessions(authid, "user disabled")
         await self._audit(who, {"action": procedure, "authid": authid})
+
+    # -- sessions ------------------------------------------------------------------------------------
+
+    def _session_joined(self, details: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(details, dict) and _is_int(details.get("session")):
+            self._joined_at[details["session"]] = self.clock()
+
+    def _session_left(self, session_id: Any, *args: Any, **kwargs: Any) -> None:
+        if _is_int(session_id):
+            self._joined_at.pop(session_id, None)
+
+    @procedure(uris.ADMIN_SESSION_LIST)
+    async def session_list(self, limit: Any = MAX_SESSIONS, after: Any = None) -> dict[str, Any]:
+        """``session.list(limit=1000, after=None)``: the realm's sessions by session id, the first ``limit``
+        of those above ``after``; ``{"count", "sessions", "more"}``."""
+        if not _is_int(limit) or not 1 <= limit <= MAX_SESSIONS:
+            raise _invalid("session.list", f"limit: must be an integer from 1 to {MAX_SESSIONS}")
+        if after is not None and not _is_int(after):
+            raise _invalid("session.list", "after: must be a session id (an integer) or null")
+        ids: list[int] = sorted(await self.call("wamp.session.list"))
+        for gone in self._joined_at.keys() - set(ids):  # a leave event missed: forget it here
+            del self._joined_at[gone]
+        later = [i for i in ids if after is None or i > after]
+        sessions = []
+        for session_id in later[:limit]:
+            details = await self._meta_session(session_id)
+            if details is not None:  # None: it left meanwhile
+                sessions.append(session_entry(details, self._joined_at.get(session_id)))
+        return {"count": len(ids), "sessions": sessions, "more": len(later) > limit}
+
+    @procedure(uris.ADMIN_SESSION_KILL)
+    async def session_kill(self, session: Any, *, details: CallDetails) -> None:
+        """``session.kill(session)``: close one client session (reason ``switchboard.close.killed``); the
+        router's own components are refused. Its user may log in again: disable the user to keep it out."""
+        who = self._who("session.kill", details)
+        if not _is_int(session):
+            raise _invalid("session.kill", "session: must be a session id (an integer)")
+        target = await self._meta_session(session)
+        if target is None:
+            raise _invalid("session.kill", f"no session {session} in realm {self._realm_name!r}")
+        if _inside_router(target):  # ending the demo's backend, say, would break the application until restart
+            raise _invalid("session.kill", f"session {session} is a component hosted in the router")
+        try:
+            await self.call(
+                "wamp.session.kill", session, reason=uris.ADMIN_SESSION_KILLED, message="closed by an administrator"
+            )
+        except ApplicationError as e:
+            if e.error != ApplicationError.NO_SUCH_SESSION:
+                raise
+            raise _invalid("session.kill", f"no session {session} in realm {self._realm_name!r}") from None
+        what = {"action": "session.kill", "session": session, "authid": target.get("authid")}
+        await self._audit(who, what)
+
+    async def _meta_session(self, session_id: int) -> dict[str, Any] | None:
+        """``wamp.session.get``, or None when there is no such session (or a trusted one)."""
+        try:
+            details: dict[str, Any] = await self.call("wamp.session.get", session_id)
+        except ApplicationError as e:
+            if e.error == ApplicationError.NO_SUCH_SESSION:
+                return None
+            raise
+        return details
 
     # -- helpers -------------------------------------------------------------------------------------
 

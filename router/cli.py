@@ -1,5 +1,6 @@
 """
-The ``switchboard`` command: ``check`` a config, ``run`` a node.
+The ``switchboard`` command: ``check`` a config, ``run`` a node; ``user``/``key`` (:mod:`router.cli_users`);
+``status``, ``stop``, ``backup``, ``restore`` (:mod:`router.cli_node`, whose exit codes differ: see there).
 
 Exit codes: 0 success; 1 the node failed (cannot start, or died); 2 bad input (invalid config or usage).
 User errors print one clear line per problem and never a traceback.
@@ -15,8 +16,10 @@ import click
 
 from router import __version__
 from router.cli_common import EXIT_BAD_INPUT, config_option, data_dir_option, load_or_exit
+from router.cli_node import backup, restore, status, stop
 from router.cli_users import key, user
 from router.config import Config
+from router.logs import DEFAULT_FORMAT, DEFAULT_KEEP, DEFAULT_LEVEL, DEFAULT_MAX_SIZE, FORMATS, LEVELS, parse_size
 
 __all__ = ["main"]
 
@@ -44,16 +47,64 @@ def check(config_path: Path) -> None:
     click.echo(_summary(config))
 
 
+class _Size(click.ParamType[int, Any]):
+    """A size in bytes, with an optional suffix K, M or G (:func:`router.logs.parse_size`)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            size = parse_size(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        if size < 1024:
+            self.fail(f"{value!r} is too small (at least 1K)", param, ctx)
+        return size
+
+
 @cli.command()
 @config_option
 @click.option("--port", type=click.IntRange(0, 65535), help="Port of the main transport (0: pick a free one).")
 @data_dir_option
 @click.option(
-    "--loglevel",
-    type=click.Choice(["error", "warn", "info", "debug"]),
-    default="warn",
+    "--log-level",
+    type=click.Choice(LEVELS),
+    default=DEFAULT_LEVEL,
     show_default=True,
-    help="Crossbar's log level (its log is also in DATA_DIR/node.log, the previous run's in node.log.1).",
+    envvar="SWITCHBOARD_LOG_LEVEL",
+    show_envvar=True,
+    help="What is logged (on stderr and in DATA_DIR/node.log): info shows Switchboard's events (failed logins, "
+    "lockouts, sessions) and every warning, without Crossbar's routine chatter; debug shows everything.",
+)
+@click.option("--loglevel", "loglevel_alias", type=click.Choice(LEVELS), hidden=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default=DEFAULT_FORMAT,
+    show_default=True,
+    envvar="SWITCHBOARD_LOG_FORMAT",
+    show_envvar=True,
+    help="text, or json: one object per line (time, level, source, pid, namespace, message, event fields).",
+)
+@click.option(
+    "--log-max-size",
+    type=_Size(),
+    default=str(DEFAULT_MAX_SIZE // 1024**2) + "M",
+    show_default=True,
+    envvar="SWITCHBOARD_LOG_MAX_SIZE",
+    show_envvar=True,
+    help="Size at which node.log is rotated to node.log.1 (bytes, or with a suffix K, M or G).",
+)
+@click.option(
+    "--log-keep",
+    type=click.IntRange(0, 1000),
+    default=DEFAULT_KEEP,
+    show_default=True,
+    envvar="SWITCHBOARD_LOG_KEEP",
+    show_envvar=True,
+    help="Rotated logs kept (node.log.1 ... node.log.N).",
 )
 @click.option(
     "--dev-tls",
@@ -63,7 +114,16 @@ def check(config_path: Path) -> None:
 )
 @click.option("--ready-timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True, hidden=True)
 def run(
-    config_path: Path, port: int | None, data_dir: Path, loglevel: str, dev_tls: bool, ready_timeout: float
+    config_path: Path,
+    port: int | None,
+    data_dir: Path,
+    log_level: str,
+    loglevel_alias: str | None,
+    log_format: str,
+    log_max_size: int,
+    log_keep: int,
+    dev_tls: bool,
+    ready_timeout: float,
 ) -> None:
     """Start the router and its components; stop with Ctrl-C or SIGTERM."""
     from twisted.internet import task
@@ -81,7 +141,13 @@ def run(
 
         datadir.prepare(data_dir)
         config = with_dev_tls(config, data_dir)
-    task.react(lambda reactor: serve(reactor, config, data_dir, loglevel, ready_timeout))
+    loglevel = loglevel_alias or log_level
+    log_options = {"log_format": log_format, "log_max_size": log_max_size, "log_keep": log_keep}
+    task.react(
+        lambda reactor: serve(
+            reactor, config, data_dir, loglevel, ready_timeout, config_path=config_path, log_options=log_options
+        )
+    )
 
 
 def _summary(config: Config) -> str:
@@ -93,6 +159,12 @@ def _summary(config: Config) -> str:
         methods.extend(t.store_methods)
         port = "a free port" if t.port == 0 else str(t.port)
         lines.append(f"  listen     {t.name}: {t.url} ({t.type}, port {port}; auth: {', '.join(methods)})")
+    if config.operations is not None:
+        ops = config.operations
+        where = f"listener {ops.listener}" if ops.listener else f"{ops.host}:{ops.port or 'a free port'}, HTTP only"
+        served = ", ".join(ops.paths.values()) or "nothing (every path is null)"
+        token = "; /metrics needs a bearer token" if ops.metrics_token_file and ops.metrics else ""
+        lines.append(f"  operations {served} on {where}{token}")
     for realm in config.realms:
         roles = ", ".join(f"{name} ({len(role.allow)} rules)" for name, role in realm.roles.items())
         lines.append(f"  realm      {realm.name}: roles {roles}")
@@ -111,6 +183,10 @@ def _summary(config: Config) -> str:
 
 cli.add_command(user)
 cli.add_command(key)
+cli.add_command(status)
+cli.add_command(stop)
+cli.add_command(backup)
+cli.add_command(restore)
 
 
 def main(argv: list[str] | None = None) -> Any:

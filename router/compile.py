@@ -20,6 +20,7 @@ with any role of a realm and any authid, without users or passwords.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,6 @@ def compile_node(
         "throttle": dataclasses.asdict(config.throttle),
         "trusted_proxies": list(config.trusted_proxies),
     }
-    transports = [_transport(t, auth_config) for t in config.transports]
-    if test_login_socket is not None:
-        transports.append(_kit_login_transport(config, test_login_socket, store_path))
-    # Last: a probe session joined through it proves every other transport is open (router.probe).
-    transports.append(_control_transport(control_socket))
     components: list[dict[str, Any]] = [
         {
             "type": "class",
@@ -78,6 +74,18 @@ def compile_node(
     # Whose start the bootstrap reports to the readiness probe (router.component): every component after it.
     hosted = [{"class": c["classname"], "realm": c["realm"]} for c in components[1:]]
     components[0]["extra"]["components"] = hosted
+    operations = _operations(config, control_socket, store_path, hosted)
+    ops = config.operations
+    transports = [
+        _transport(t, auth_config, operations if ops is not None and ops.listener == t.name else {})
+        for t in config.transports
+    ]
+    if ops is not None and ops.listener is None:
+        transports.append(_operations_transport(ops.host, ops.port, operations))
+    if test_login_socket is not None:
+        transports.append(_kit_login_transport(config, test_login_socket, store_path))
+    # Last: a probe session joined through it proves every other transport is open (router.probe).
+    transports.append(_control_transport(control_socket))
     worker: dict[str, Any] = {
         "type": "router",
         "id": ROUTER_WORKER_ID,
@@ -140,11 +148,62 @@ def _bootstrap(config: Config, auth_config: dict[str, Any] | None, store_path: s
             "realms": {realm.name: dict(realm.role_definitions) for realm in config.realms},
             "limits": dataclasses.asdict(config.limits),
             "trusted_proxies": list(config.trusted_proxies),
+            # Counting for /metrics costs a little per message: only when it is served.
+            "metrics": (
+                {"max_procedures": config.operations.max_procedure_labels}
+                if config.operations is not None and config.operations.metrics is not None
+                else None
+            ),
         },
     }
 
 
-def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
+def _operations(
+    config: Config, control_socket: str, store_path: str, hosted: list[dict[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """The operations endpoints as Crossbar ``resource`` path services (see router.operations), by path
+    segment; empty without ``operations``."""
+    ops = config.operations
+    if ops is None:
+        return {}
+    extra: dict[str, dict[str, Any]] = {
+        "health": {},
+        "ready": {
+            "control_socket": control_socket,
+            "realm": config.realms[0].name,
+            "store": store_path,
+            "components": hosted,
+        },
+        "metrics": {"token_sha256": _token_digest(ops.metrics_token_file)},
+    }
+    return {
+        path.strip("/"): {
+            "type": "resource",
+            "classname": "router.operations.endpoint",
+            "extra": {"endpoint": name, **extra[name]},
+        }
+        for name, path in ops.paths.items()
+    }
+
+
+def _token_digest(path: str | None) -> str | None:
+    """SHA-256 (hex) of the token in ``path``: the compiled config holds no token, only what checks one."""
+    if path is None:
+        return None
+    return hashlib.sha256(Path(path).read_text(encoding="utf-8").strip().encode()).hexdigest()
+
+
+def _operations_transport(host: str, port: int, paths: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The operations endpoints on a listener of their own: HTTP, no WAMP."""
+    return {
+        "type": "web",
+        "id": "transport_operations",
+        "endpoint": {"type": "tcp", "interface": host, "port": port},
+        "paths": dict(paths),
+    }
+
+
+def _transport(t: Transport, auth_config: dict[str, Any], operations: dict[str, dict[str, Any]]) -> dict[str, Any]:
     endpoint: dict[str, Any] = {"type": "tcp", "interface": t.host, "port": t.port}
     if t.tls is not None:
         endpoint["tls"] = {"certificate": t.tls.cert, "key": t.tls.key}
@@ -188,6 +247,7 @@ def _transport(t: Transport, auth_config: dict[str, Any]) -> dict[str, Any]:
             "classname": "router.web.static_directory",
             "extra": {"directory": directory},
         }
+    paths.update(operations)  # the operations endpoints, when this listener serves them
     return {"type": "web", "id": f"transport_{t.name}", "endpoint": endpoint, "paths": paths}
 
 

@@ -38,6 +38,7 @@ from router import uris
 
 __all__ = [
     "FAILED",
+    "LEFT",
     "READY",
     "STARTING",
     "UNCHECKED",
@@ -45,6 +46,7 @@ __all__ = [
     "StartRecord",
     "component_report",
     "invalid_argument",
+    "node_stopping",
     "procedure",
     "refusal_reason",
     "serve_component_report",
@@ -54,6 +56,8 @@ __all__ = [
 STARTING: Final = "starting"
 READY: Final = "ready"
 FAILED: Final = "failed"
+#: Started, then left its realm (its session closed or was lost): no longer serving.
+LEFT: Final = "left"
 #: Not a ComponentSession: its start is not watched.
 UNCHECKED: Final = "unchecked"
 
@@ -102,7 +106,8 @@ def procedure(uri: str) -> Callable[[F], F]:
 
 @dataclass
 class StartRecord:
-    """How the start of one ComponentSession went: ``state`` is STARTING, READY or FAILED (with ``reason``)."""
+    """How the start of one ComponentSession went: ``state`` is STARTING, READY or FAILED (with ``reason``),
+    and LEFT (with ``reason``) once a started component has left its realm."""
 
     cls: type
     realm: str | None
@@ -112,6 +117,14 @@ class StartRecord:
 
 # Every ComponentSession created in this process (in the node: the router worker), in order.
 _records: list[StartRecord] = []
+# Set when the worker stops (node_stopping): components then leave as they should, and that is not news.
+_stopping: list[bool] = []
+
+
+def node_stopping() -> None:
+    """Tell the components of this process that the node is stopping (a reactor "before shutdown" trigger
+    :class:`router.worker.WorkerBootstrap` installs): their leaving is then not reported."""
+    _stopping.append(True)
 
 
 def start_records() -> tuple[StartRecord, ...]:
@@ -158,7 +171,15 @@ class ComponentSession(ApplicationSession):
             self._start.state = READY
 
     def _on_leave(self, session: Any, details: Any) -> None:
-        self.start_failed(f"left the realm while starting: {getattr(details, 'reason', details)}")
+        reason = getattr(details, "reason", details)
+        if self._start.state == READY:
+            self._start.state, self._start.reason = LEFT, f"left the realm: {reason}"
+            if not _stopping:
+                self.log.warn(
+                    "component {klass} left the realm: {reason}", klass=_class_path(type(self)), reason=reason
+                )
+            return
+        self.start_failed(f"left the realm while starting: {reason}")
 
     def register(
         self,

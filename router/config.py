@@ -30,6 +30,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Limits",
+    "Operations",
     "Problem",
     "Realm",
     "Role",
@@ -170,6 +171,36 @@ class Throttle:
 
 
 @dataclass(frozen=True)
+class Operations:
+    """The operators' HTTP endpoints (the ``operations`` object; see :mod:`router.operations`).
+
+    Served on the port of the listener named ``listener``, or, when ``listener`` is None, on a listener of
+    their own at ``host``:``port``. A path of None is not served.
+    """
+
+    listener: str | None
+    host: str = "127.0.0.1"
+    port: int = 0
+    health: str | None = "/health"
+    ready: str | None = "/ready"
+    metrics: str | None = "/metrics"
+    #: Absolute path of the file holding the bearer token ``/metrics`` requires (None: no token).
+    metrics_token_file: str | None = None
+    max_procedure_labels: int = 200
+
+    @property
+    def paths(self) -> dict[str, str]:
+        """The endpoints served: ``{"health": "/health", ...}`` without those turned off."""
+        named = {"health": self.health, "ready": self.ready, "metrics": self.metrics}
+        return {name: path for name, path in named.items() if path is not None}
+
+    @property
+    def url(self) -> str | None:
+        """``http://host:port`` of the endpoints' own listener (None when they share a WAMP listener)."""
+        return None if self.listener is not None else f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Limits:
     """Bounds on what clients can make the router hold or wait for (the ``limits`` object)."""
 
@@ -186,6 +217,7 @@ class Limits:
     max_subscriptions: int = 1000
     max_registrations: int = 1000
     join_timeout: float = 30.0
+    max_log_events: int = 100
 
 
 @dataclass(frozen=True)
@@ -200,6 +232,19 @@ class Config:
     limits: Limits
     #: Reverse proxies whose ``X-Forwarded-For``/``X-Real-IP`` headers name the client (IPs or CIDRs).
     trusted_proxies: tuple[str, ...] = ()
+    #: The operators' HTTP endpoints (None: not served).
+    operations: Operations | None = None
+
+    @property
+    def operations_url(self) -> str | None:
+        """Where the operations endpoints are: ``http://host:port`` (with the real port once the node runs)."""
+        ops = self.operations
+        if ops is None:
+            return None
+        if ops.url is not None:
+            return ops.url
+        served_by = next(t for t in self.transports if t.name == ops.listener)
+        return f"{'https' if served_by.tls else 'http'}://{served_by.host}:{served_by.port}"
 
     @property
     def uses_store(self) -> bool:
@@ -339,6 +384,8 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
                         f"role {anonymous['role']!r} is not defined in realm {realm_name!r}",
                     )
 
+    yield from _operations_problems(doc)
+
     for i, proxy in enumerate(doc.get("trusted_proxies", [])):
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -377,14 +424,62 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
             yield Problem(f"/components/{i}/role", f"no role {role!r} in realm {realm_name!r}")
 
 
+def _operations_problems(doc: dict[str, Any]) -> Iterator[Problem]:
+    """The ``operations`` endpoints name a WebSocket listener (or have a port of their own) and no path twice."""
+    ops = doc.get("operations")
+    if ops is None:
+        return
+    listeners = doc["listen"]
+    if "port" in ops:
+        if "listener" in ops:
+            yield Problem("/operations/port", "either `listener` or `port`, not both")
+            return
+        address = (ops.get("host", "127.0.0.1"), ops["port"])
+        for i, t in enumerate(listeners):
+            if ops["port"] and (t.get("host", "127.0.0.1"), t["port"]) == address:
+                yield Problem("/operations/port", f"{address[0]}:{address[1]} is already used by /listen/{i}")
+        served: dict[str, Any] = {}
+    else:
+        websockets = [t for t in listeners if t["type"] == "websocket"]
+        name = ops.get("listener", websockets[0]["name"] if websockets else None)
+        if name is None:
+            yield Problem("/operations", "no `websocket` listener to serve the endpoints on: add one or give a `port`")
+            return
+        served = next((t for t in listeners if t["name"] == name), {})
+        if served.get("type") != "websocket":
+            known = ", ".join(repr(t["name"]) for t in websockets) or "none"
+            yield Problem("/operations/listener", f"no `websocket` listener named {name!r} (there are: {known})")
+            return
+    taken = {"/" + served.get("path", "ws"): "the listener's WebSocket path"} if served else {}
+    taken.update({mount: "a `web` mount of the listener" for mount in served.get("web", {})})
+    for key in ("health", "ready", "metrics"):
+        path = ops.get(key, schema()["properties"]["operations"]["properties"][key]["default"])
+        if path is None:
+            continue
+        if path in taken:
+            yield Problem(f"/operations/{key}", f"{path!r} is already {taken[path]}")
+        taken[path] = f"the `{key}` endpoint"
+
+
 #: An ``allowed_origins`` entry: lower-case http(s), a host of letters, digits, dots, dashes and ``*``, an
 #: optional port (digits or ``*``), no path: what autobahn compares with ``scheme://host:port``.
 _ORIGIN = re.compile(r"^https?://[a-z0-9.*-]+(:(\d+|\*))?$")
 
 
 def _check_files(doc: dict[str, Any], base_dir: Path) -> Iterator[Problem]:
-    """The files a listener names: web directories exist, TLS files are usable (:mod:`router.tls`)."""
+    """The files a listener names: web directories exist, TLS files are usable (:mod:`router.tls`); the
+    metrics token file holds a token."""
     from router.tls import certificate_problems
+
+    token_file = doc.get("operations", {}).get("metrics_token_file")
+    if token_file is not None:
+        try:
+            token = (base_dir / token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            yield Problem("/operations/metrics_token_file", f"cannot read {base_dir / token_file}: {e}")
+        else:
+            if not token:
+                yield Problem("/operations/metrics_token_file", f"{base_dir / token_file} is empty")
 
     for i, transport in enumerate(doc["listen"]):
         for mount, directory in transport.get("web", {}).items():
@@ -486,6 +581,26 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
         throttle=Throttle(**_section(doc, the_schema, "throttle")),
         limits=Limits(**_section(doc, the_schema, "limits")),
         trusted_proxies=tuple(doc.get("trusted_proxies", [])),
+        operations=_operations(doc, the_schema, base_dir),
+    )
+
+
+def _operations(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> Operations | None:
+    if "operations" not in doc:
+        return None
+    ops = _section(doc, the_schema, "operations")
+    own = "port" in doc["operations"]
+    websockets = (t["name"] for t in doc["listen"] if t["type"] == "websocket")
+    token_file = ops["metrics_token_file"]
+    return Operations(
+        listener=None if own else ops["listener"] or next(websockets),
+        host=ops["host"],
+        port=ops["port"] if own else 0,
+        health=ops["health"],
+        ready=ops["ready"],
+        metrics=ops["metrics"],
+        metrics_token_file=str((base_dir / token_file).resolve()) if token_file else None,
+        max_procedure_labels=ops["max_procedure_labels"],
     )
 
 
@@ -500,4 +615,4 @@ def _tls(tls: dict[str, str], base_dir: Path) -> Tls:
 def _section(doc: dict[str, Any], the_schema: dict[str, Any], key: str) -> dict[str, Any]:
     """A top-level object of the document with every default of the schema filled in."""
     given = doc.get(key, {})
-    return {k: given.get(k, v["default"]) for k, v in the_schema["properties"][key]["properties"].items()}
+    return {k: given.get(k, v.get("default")) for k, v in the_schema["properties"][key]["properties"].items()}

@@ -16,13 +16,15 @@ from pathlib import Path
 __all__ = [
     "OWNER_ONLY_UMASK",
     "control_socket_path",
+    "crossbar_pid_path",
     "history_path",
     "kit_login_socket_path",
     "log_path",
     "node_dir",
     "open_private",
     "prepare",
-    "previous_log_path",
+    "rotated_log_path",
+    "run_state_path",
     "store_path",
     "tls_dir",
     "touch_private",
@@ -65,13 +67,26 @@ def kit_login_socket_path(data_dir: Path) -> Path:
 
 
 def log_path(data_dir: Path) -> Path:
-    """Crossbar's output."""
+    """The node's log: every run appends to it (see :mod:`router.logs`)."""
     return data_dir / "node.log"
 
 
-def previous_log_path(data_dir: Path) -> Path:
-    """The previous run's :func:`log_path`, kept once: each ``run`` moves the log here before it starts."""
-    return data_dir / "node.log.1"
+def rotated_log_path(data_dir: Path, number: int) -> Path:
+    """The ``number``-th rotated :func:`log_path` (``node.log.1`` is the newest; ``--log-keep`` of them)."""
+    from router.logs import rotated_path  # router.logs opens its files with open_private, from here
+
+    return rotated_path(log_path(data_dir), number)
+
+
+def run_state_path(data_dir: Path) -> Path:
+    """What ``switchboard run`` tells ``status`` and ``stop`` (its PID, URLs, start time; see
+    :mod:`router.runstate`): there while it runs, removed when it stops cleanly."""
+    return node_dir(data_dir) / "run.json"
+
+
+def crossbar_pid_path(data_dir: Path) -> Path:
+    """Crossbar's own pid file (JSON, ``{"pid": ...}``), written by the controller when it starts."""
+    return node_dir(data_dir) / "node.pid"
 
 
 def node_dir(data_dir: Path) -> Path:

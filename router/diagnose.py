@@ -1,8 +1,8 @@
 """
 Explain, in one line, why a Crossbar node failed to start, from the log it wrote.
 
-Pure functions over log text: unit-tested against logs captured from real failing nodes
-(``tests/unit/fixtures/crossbar-*.log``).
+Pure functions over log text (Crossbar's, or :func:`router.logs.format_text`'s): unit-tested against logs
+captured from real failing nodes (``tests/unit/fixtures/crossbar-*.log``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import re
 
 __all__ = ["explain_failure", "is_port_in_use"]
 
-_PREFIX = re.compile(r"^\S+ \[(?:Controller|Router|Container|Guest)\s+\d+\] ")
+# Crossbar's own line prefix ("... [Router   123] "), or router.logs.format_text's ("... info  [router 123] ").
+_PREFIX = re.compile(r"^\S+ (?:[a-z-]+\s+)?\[(?:controller|router|container|guest|proxy)\s+\d+\] ", re.IGNORECASE)
 _CANNOT_LISTEN = re.compile(r"Couldn't listen on (\S+?): \[Errno \d+\] ([^.\n]+)")
 # The first line of an ApplicationError's first argument, as Python's repr prints it ('...\'...\n...').
 _APPLICATION_ERROR = re.compile(r"ApplicationError\(error=<([^>]+)>, args=\[(['\"])((?:\\[^n]|(?!\2)[^\\])*)")

@@ -13,6 +13,8 @@ import dataclasses
 import errno
 import importlib
 import json
+import os
+import shlex
 import socket
 import sqlite3
 import sys
@@ -21,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from router import datadir
+from router import datadir, logs
 from router.compile import compile_node
 from router.config import Config, Tls, Transport
 from router.datadir import store_path
 from router.diagnose import explain_failure, is_port_in_use
-from router.process import NodeProcess, keep_previous_log
+from router.process import NodeProcess
 from router.store import StoreError, UserStore
 
 __all__ = [
@@ -105,6 +107,9 @@ async def launch(
     on_line: Callable[[str], None] | None = None,
     on_spawn: Callable[[NodeProcess], None] | None = None,
     test_logins: bool = False,
+    log_format: str = logs.DEFAULT_FORMAT,
+    log_max_size: int = logs.DEFAULT_MAX_SIZE,
+    log_keep: int = logs.DEFAULT_KEEP,
 ) -> RunningNode:
     """Compile ``config`` into ``data_dir``, start Crossbar and return once a probe session has joined.
 
@@ -112,13 +117,13 @@ async def launch(
     receives the Crossbar process as soon as it is spawned (before it is ready), e.g. to stop it on a
     signal that arrives meanwhile. ``test_logins`` (the pytest plugin only, never ``switchboard run``) adds
     the test-login transport (:mod:`router.testkit.logins`) on :func:`router.datadir.kit_login_socket_path`.
+    ``loglevel`` and ``log_*`` are ``switchboard run``'s ``--log-*`` options (:mod:`router.logs`): ``node.log``
+    is appended to and rotated, ``on_line`` gets each line in ``log_format``.
     """
     data_dir = data_dir.resolve()
     control_socket = await _prepare(reactor, config, data_dir)
     test_login_socket = _kit_login_socket(data_dir) if test_logins else None
-    # A new run, and no node runs with this data directory (_prepare checked): keep the last run's log once.
-    # (A restart after a crash, relaunch, appends to the log of its run instead.)
-    keep_previous_log(datadir.log_path(data_dir), datadir.previous_log_path(data_dir))
+    log_options = {"log_format": log_format, "log_max_size": log_max_size, "log_keep": log_keep}
 
     attempts = _PORT_ATTEMPTS if any(t.port == 0 for t in config.transports) else 1
     for attempt in range(1, attempts + 1):
@@ -134,6 +139,7 @@ async def launch(
                 on_line,
                 on_spawn,
                 test_login_socket,
+                log_options,
             )
         except _PortTaken as e:
             # A port we picked was taken between picking and binding: pick again (bounded).
@@ -150,6 +156,9 @@ async def relaunch(
     ready_timeout: float = 60.0,
     on_line: Callable[[str], None] | None = None,
     on_spawn: Callable[[NodeProcess], None] | None = None,
+    log_format: str = logs.DEFAULT_FORMAT,
+    log_max_size: int = logs.DEFAULT_MAX_SIZE,
+    log_keep: int = logs.DEFAULT_KEEP,
 ) -> RunningNode:
     """Start ``node`` again after its process died: same data directory, same compiled ports.
 
@@ -168,7 +177,7 @@ async def relaunch(
         on_line,
         on_spawn,
         node.test_login_socket,
-        restart=True,
+        {"log_format": log_format, "log_max_size": log_max_size, "log_keep": log_keep},
     )
 
 
@@ -212,7 +221,7 @@ async def _start(
     on_line: Callable[[str], None] | None,
     on_spawn: Callable[[NodeProcess], None] | None,
     test_login_socket: str | None = None,
-    restart: bool = False,
+    log_options: dict[str, Any] | None = None,
 ) -> RunningNode:
     cbdir = datadir.node_dir(data_dir)  # made owner-only by datadir.prepare
     node_config = compile_node(
@@ -223,8 +232,17 @@ async def _start(
     )
     _write_private(cbdir / "config.json", json.dumps(node_config, indent=2) + "\n")
 
-    process = NodeProcess(reactor, cbdir, datadir.log_path(data_dir), loglevel=loglevel, on_line=on_line)
-    process.start(hold_output=True, append_log=restart)
+    log_path = datadir.log_path(data_dir)
+    process = NodeProcess(
+        reactor,
+        cbdir,
+        log_path,
+        loglevel=loglevel,
+        on_line=on_line,
+        max_log_lines=config.limits.max_log_events,
+        **(log_options or {}),
+    )
+    process.start(hold_output=True)
     if on_spawn is not None:
         on_spawn(process)
     try:
@@ -249,7 +267,7 @@ async def _start(
         raise StartError(str(e)) from None
     except ProbeTimeout:
         code = await process.stop()
-        log = process.log_path.read_text(encoding="utf-8", errors="replace")
+        log = process.recent_output()  # this run's (node.log also holds earlier runs)
         cause = explain_failure(log) if process.exit_code is not None else None
         where = f"(exit code {code}; log: {process.log_path})"
         if cause and is_port_in_use(log):
@@ -278,13 +296,32 @@ async def _clear_control_socket(reactor: Any, path: str, realm: str, data_dir: P
     if not Path(path).exists():
         return
     from router.probe import join_once
+    from router.runstate import RunStateError, node_processes
 
     try:
         await join_once(reactor, path, realm, timeout=2.0)
-    except Exception:  # refused, timed out, not a WAMP peer: a socket left behind by a node that died
+    except Exception:  # refused, timed out, not a WAMP peer: a socket left behind by a node that died...
+        answers = False
+    else:
+        answers = True
+    try:
+        # ...unless its processes live on (hung, or serving other realms). Our own PID is the run-state's
+        # when `run` restarts its node.
+        processes = node_processes(data_dir)
+        if processes.run_pid == os.getpid():
+            processes = dataclasses.replace(processes, run_pid=None)
+        which = processes.describe()
+    except RunStateError:
+        which = ""
+    if not answers and not which:
         Path(path).unlink(missing_ok=True)
         return
-    raise StartError(f"a Switchboard node is already running with data directory {data_dir}")
+    which = f" ({which})" if which else ""
+    state = "already running" if answers else "already running but not answering on its control socket"
+    raise StartError(
+        f"a Switchboard node is {state} with data directory {data_dir}{which}; "
+        f"stop it with: switchboard stop --data-dir {shlex.quote(str(data_dir))}"
+    )
 
 
 @dataclass(frozen=True)
@@ -337,7 +374,13 @@ def _resolve_ports(config: Config) -> Config:
         else:
             _check_port_free(i, t)
         transports.append(t)
-    return dataclasses.replace(config, transports=tuple(transports))
+    ops = config.operations
+    if ops is not None and ops.listener is None:
+        if ops.port == 0:
+            ops = dataclasses.replace(ops, port=_pick_free_port(ops.host))
+        else:
+            _check_free(ops.host, ops.port, "the operations endpoints, /operations/port")
+    return dataclasses.replace(config, transports=tuple(transports), operations=ops)
 
 
 def _pick_free_port(host: str) -> int:
@@ -348,15 +391,17 @@ def _pick_free_port(host: str) -> int:
 
 
 def _check_port_free(index: int, t: Transport) -> None:
-    with socket.socket(_family(t.host), socket.SOCK_STREAM) as s:
+    _check_free(t.host, t.port, f"transport {t.name!r}, /listen/{index}")
+
+
+def _check_free(host: str, port: int, what: str) -> None:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((t.host, t.port))
+            s.bind((host, port))
         except OSError as e:
             reason = "address already in use" if e.errno == errno.EADDRINUSE else e.strerror
-            raise StartError(
-                f"cannot listen on {t.host}:{t.port} (transport {t.name!r}, /listen/{index}): {reason}"
-            ) from None
+            raise StartError(f"cannot listen on {host}:{port} ({what}): {reason}") from None
 
 
 def _family(host: str) -> socket.AddressFamily:

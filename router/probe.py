@@ -81,7 +81,7 @@ async def components_started(
             report = await asked
         except ApplicationError as e:
             raise ComponentFailed(f"the node cannot report how its components started: {e.error_message()}") from None
-        failed = [c for c in report if c["state"] == "failed"]
+        failed = [c for c in report if c["state"] in ("failed", "left")]
         if failed:
             raise ComponentFailed(f"component {failed[0]['class']}: {failed[0]['reason']}")
         starting = [c["class"] for c in report if c["state"] == "starting"]

@@ -24,6 +24,7 @@ from router import datadir
 from router.config import Config
 from router.launch import RunningNode, StartError, launch, relaunch
 from router.process import NodeProcess
+from router.runstate import RunStateFile
 from router.store import UserStore
 
 __all__ = ["MAX_RESTARTS", "RESTART_WINDOW", "program_name", "serve"]
@@ -41,12 +42,33 @@ def _echo(line: str, err: bool = False) -> None:
     stream.flush()
 
 
-def serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, ready_timeout: float) -> defer.Deferred[None]:
-    """Start the node and wait until it stops; the Deferred fails with ``SystemExit(1)`` on failure."""
-    return defer.ensureDeferred(_serve(reactor, config, data_dir, loglevel, ready_timeout))
+def serve(
+    reactor: Any,
+    config: Config,
+    data_dir: Path,
+    loglevel: str,
+    ready_timeout: float,
+    *,
+    config_path: Path | None = None,
+    log_options: dict[str, Any] | None = None,
+) -> defer.Deferred[None]:
+    """Start the node and wait until it stops; the Deferred fails with ``SystemExit(1)`` on failure.
+    ``config_path`` (where ``config`` was read) goes into the run-state file for ``switchboard status``;
+    ``log_options`` are :func:`router.launch.launch`'s ``log_format``, ``log_max_size`` and ``log_keep``."""
+    return defer.ensureDeferred(
+        _serve(reactor, config, data_dir, loglevel, ready_timeout, config_path, log_options or {})
+    )
 
 
-async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, ready_timeout: float) -> None:
+async def _serve(
+    reactor: Any,
+    config: Config,
+    data_dir: Path,
+    loglevel: str,
+    ready_timeout: float,
+    config_path: Path | None = None,
+    log_options: dict[str, Any] | None = None,
+) -> None:
     try:
         warning = datadir.prepare(data_dir.resolve())
     except OSError as e:
@@ -57,6 +79,13 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
 
     spawned: list[NodeProcess] = []
     stopping = False
+    # For `switchboard status`/`stop` (router.runstate); removed on any exit but a kill.
+    state = RunStateFile(data_dir.resolve(), config_path)
+    reactor.addSystemEventTrigger("after", "shutdown", state.remove)
+
+    def on_spawn(process: NodeProcess) -> None:
+        spawned.append(process)
+        state.spawned(process.pid)
 
     async def stop() -> None:
         nonlocal stopping
@@ -70,7 +99,8 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
         "loglevel": loglevel,
         "ready_timeout": ready_timeout,
         "on_line": lambda line: _echo(line, err=True),
-        "on_spawn": spawned.append,
+        "on_spawn": on_spawn,
+        **(log_options or {}),
     }
     try:
         node = await launch(reactor, config, data_dir, **options)
@@ -80,10 +110,14 @@ async def _serve(reactor: Any, config: Config, data_dir: Path, loglevel: str, re
         _echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
 
+    state.ready(tuple(t.url for t in node.config.transports))
     _echo(f"Switchboard ready: {node.url}")
     web = node.config.main_transport.web_url
     if web is not None:
         _echo(f"Open {web} in a browser")
+    ops = node.config.operations
+    if ops is not None and ops.url is not None:  # on a listener of their own
+        _echo(f"Operations endpoints: {', '.join(ops.url + path for path in ops.paths.values())}")
     if config.uses_store and not _has_users(node.store_path):
         program = program_name(sys.argv[0], shutil.which("switchboard"))
         _echo(

@@ -18,6 +18,9 @@ __all__ = [
     "ADMIN_ROLE_LIST",
     "ADMIN_ROLE_REMOVE",
     "ADMIN_ROLE_SET",
+    "ADMIN_SESSION_KILL",
+    "ADMIN_SESSION_KILLED",
+    "ADMIN_SESSION_LIST",
     "ADMIN_USER_ADD",
     "ADMIN_USER_DISABLE",
     "ADMIN_USER_ENABLE",
@@ -60,6 +63,8 @@ ADMIN_USER_REMOVE: Final = "switchboard.admin.user.remove"
 ADMIN_USER_SET_ROLE: Final = "switchboard.admin.user.set_role"
 ADMIN_USER_ENABLE: Final = "switchboard.admin.user.enable"
 ADMIN_USER_DISABLE: Final = "switchboard.admin.user.disable"
+ADMIN_SESSION_LIST: Final = "switchboard.admin.session.list"
+ADMIN_SESSION_KILL: Final = "switchboard.admin.session.kill"
 #: Every admin procedure.
 ADMIN_PROCEDURES: Final = (
     ADMIN_ROLE_LIST,
@@ -72,9 +77,13 @@ ADMIN_PROCEDURES: Final = (
     ADMIN_USER_SET_ROLE,
     ADMIN_USER_ENABLE,
     ADMIN_USER_DISABLE,
+    ADMIN_SESSION_LIST,
+    ADMIN_SESSION_KILL,
 )
 #: Audit topic: every admin change, as ``{"who", "what", "when"}``.
 ADMIN_ON_CHANGE: Final = "switchboard.admin.on_change"
+#: Close reason of a session an administrator ended (:data:`ADMIN_SESSION_KILL`).
+ADMIN_SESSION_KILLED: Final = "switchboard.close.killed"
 
 # -- channels: history and presence (router.channels), on realms that declare channels ------------------
 

@@ -18,7 +18,7 @@ from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 
 from router import seam
-from router.component import serve_component_report
+from router.component import node_stopping, serve_component_report
 from router.config import Limits
 from router.uris import UNVERIFIED_VERSIONS
 
@@ -37,6 +37,14 @@ class WorkerBootstrap(ApplicationSession):
         except seam.UnverifiedVersion as e:
             # An ApplicationError reaches the controller as is, and its first line is what the user sees.
             raise ApplicationError(UNVERIFIED_VERSIONS, str(e)) from None
+        if extra.get("metrics") is not None:  # /metrics is served: count (router.metrics)
+            from router import metrics
+
+            metrics.enable(max_procedures=extra["metrics"]["max_procedures"])
+        from twisted.internet import reactor as the_reactor  # the worker's (Crossbar hosts this class)
+
+        reactor: Any = the_reactor
+        reactor.addSystemEventTrigger("before", "shutdown", node_stopping)
         auth = config.extra.get("auth")
         if auth:
             from router.auth.service import shared_authenticator

@@ -13,14 +13,14 @@ const ROOMS_REFRESH_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-// ?ws= (the browser tests route through a proxy) may only name the page's own host: a link must never send
-// a login to another server.
+// ?ws= may only name the page's own host and port (another path): a link must never send a login to another
+// server, not even to another port of this host.
 const OWN_WS = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 const WS_URL = sameHost(params.get('ws')) ? params.get('ws') : OWN_WS;
 
 function sameHost(url) {
   try {
-    return url !== null && new URL(url).hostname === location.hostname;
+    return url !== null && new URL(url).host === location.host;
   } catch {
     return false;
   }

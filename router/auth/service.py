@@ -27,7 +27,7 @@ import os
 import re
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,9 @@ from autobahn.wamp.exception import ApplicationError
 from nacl.signing import SigningKey
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from router import events, metrics
 from router.auth.throttle import LoginThrottle, ThrottleLimits
 from router.authz.model import reserved_role_problem
 from router.credentials import decoy_scram, decoy_wampcra, verify_ticket
@@ -58,14 +58,15 @@ __all__ = [
     "shown_authid",
 ]
 
-log = Logger()
-
 #: Internal message of a refusal decided without checking the secret (throttled, or an impossible authid);
 #: the client sees the uniform ``authentication failed``.
 THROTTLED = "switchboard: throttled"
 
 #: What a ticket verification is assumed to take before one has been measured (argon2id here: 25-90 ms).
 INITIAL_VERIFICATION_TIME = 0.05
+#: Attempts kept waiting for their verdict to tell whether they locked a client out (a client that never
+#: answers its challenge leaves one behind: the oldest are forgotten first).
+MAX_LOCKING = 1024
 #: How many recent KDF timings a throttled refusal draws its wait from.
 KDF_SAMPLES = 64
 #: How many characters of an authid a log line shows.
@@ -106,6 +107,8 @@ class Authenticator:
         #: Seconds the KDF took in the latest real ticket verifications (measured in the pool's thread): a
         #: throttled refusal queues for the pool like a verification, then waits one of these at random.
         self.kdf_times: deque[float] = deque([INITIAL_VERIFICATION_TIME], maxlen=KDF_SAMPLES)
+        #: Attempts that filled a throttle count, waiting for their verdict: (realm, authid, address) -> limits.
+        self._locking: OrderedDict[tuple[str, str | None, str | None], list[str]] = OrderedDict()
 
     def address(self, transport: dict[str, Any]) -> str | None:
         """The client address of a login: the peer's, or the one a trusted proxy names."""
@@ -114,23 +117,30 @@ class Authenticator:
     def verdict(self, realm: str, authid: str | None, method: str, transport: dict[str, Any], ok: bool) -> None:
         """Crossbar's verdict on an authentication (see the adapter): a success takes its attempt back; log."""
         address = self.address(transport)
+        name = authid if valid_authid(authid) else None
+        locked = self._locking.pop((realm, name, address), ())
+        metrics.note_login(method, ok)
         if ok:
-            self.throttle.succeeded(realm, authid if valid_authid(authid) else None, address)
-        else:
-            log.info(
-                "login failed: realm={realm} authid={authid} method={method} peer={peer}",
-                realm=realm,
-                authid=shown_authid(authid),
-                method=method,
-                peer=address,
-            )
+            self.throttle.succeeded(realm, name, address)
+            return
+        shown = events.clip(authid)
+        events.emit("login_failed", realm=realm, authid=shown, method=method, peer=address)
+        for scope in locked:
+            events.emit("login_locked", realm=realm, authid=shown, method=method, peer=address, scope=scope)
 
     async def _admit(self, realm: str, name: str | None, details: dict[str, Any]) -> bool:
         """Count an attempt for ``name`` (a valid authid, or None); wait its delay; whether it is refused."""
         address = self.address(details.get("transport") or {})
         admission = self.throttle.admit(realm, name, address)
-        if not admission.refused:
-            self.throttle.attempted(realm, name, address)
+        if admission.refused:
+            metrics.note_throttle_refusal()
+        else:
+            locked = self.throttle.attempted(realm, name, address)
+            if locked:
+                # This attempt fills a count: if it fails, the client is locked out (logged once, by verdict).
+                self._locking[(realm, name, address)] = locked
+                while len(self._locking) > MAX_LOCKING:
+                    self._locking.popitem(last=False)
         if admission.delay > 0:
             await task.deferLater(self._reactor, admission.delay, lambda: None)
         return admission.refused

@@ -132,14 +132,23 @@ class LoginThrottle:
                 delay = min(self._limits.max_delay, BASE_DELAY * 2.0**excess)
         return Admission(refused, delay)
 
-    def attempted(self, realm: str, authid: str | None, peer: str | None) -> None:
-        """Count an attempt as a failure until :meth:`succeeded` takes it back."""
+    def attempted(self, realm: str, authid: str | None, peer: str | None) -> list[str]:
+        """Count an attempt as a failure until :meth:`succeeded` takes it back; the limits this attempt
+        reached (``"per_authid"``, ``"per_peer"``): from now on the client is refused until its count drains."""
         now = self._clock()
+        locked = []
         if peer is not None:
-            self._peers.add(_key("peer", peer), now, 1)
+            key = _key("peer", peer)
+            self._peers.add(key, now, 1)
+            if _full(self._peers.count(key, now), self._limits.per_peer):
+                locked.append("per_peer")
         if authid is not None:
-            self._pairs.add(_key("pair", realm, authid, peer or ""), now, 1)
+            pair = _key("pair", realm, authid, peer or "")
+            self._pairs.add(pair, now, 1)
+            if _full(self._pairs.count(pair, now), self._limits.per_authid):
+                locked.append("per_authid")
             self._authids.add(_key("authid", realm, authid), now, 1)
+        return locked
 
     def succeeded(self, realm: str, authid: str | None, peer: str | None) -> None:
         """Take back the attempt that succeeded; forget the failures of ``authid`` from ``peer``."""

@@ -29,6 +29,7 @@ from router.channels.index import ChannelIndex
 from router.channels.presence import NotMember, Presence, TooLarge
 from router.component import ComponentSession, invalid_argument, procedure
 from router.config import Channel
+from router.metrics import watch_channels
 from router.seam.channels import attach, may_subscribe, publish_kwargs
 
 __all__ = ["MAX_HISTORY_LIMIT", "MAX_MEMBERS_LIMIT", "MAX_TOPIC_LENGTH", "ChannelComponent"]
@@ -74,6 +75,7 @@ class ChannelComponent(ComponentSession):
                 now=time.time,
             )
         attach(self._router, channels, self._history, self._presence)
+        watch_channels(self._realm_name, self._history, self._presence)  # for /metrics
         await self.register(self)
 
     async def _open_history(self, channels: ChannelIndex, path: Path, flush: float) -> History:

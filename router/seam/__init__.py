@@ -15,7 +15,10 @@ Every place Switchboard reaches into Crossbar, autobahn or Twisted internals: on
 - :mod:`router.seam.speedups`: orjson JSON, plain log arguments, wsaccel;
 - :mod:`router.seam.subscriptions`: subscriptions and registrations per session;
 - :mod:`router.seam.channels`: channel history as Crossbar's realm store, presence from the broker's
-  subscriptions.
+  subscriptions;
+- :mod:`router.seam.metrics`: session join/leave event lines, and the per-message counts of ``/metrics``;
+- :mod:`router.seam.logging`: the controller's log events as records (level, source), no secret logged at
+  ``debug``.
 
 **Versions.** :data:`VERIFIED` is the one table of the library versions these overrides were verified
 against (``pyproject.toml`` pins the install to the same versions). Each module lists the names it relies on
@@ -81,6 +84,8 @@ MODULES = (
     "roles",
     "channels",
     "subscriptions",
+    "metrics",
+    "logging",
 )
 
 _log = Logger(namespace="switchboard.seam")
@@ -154,7 +159,7 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
     installation.
     """
     use = {name: allowed(name) for name in MODULES}
-    from router.seam import authorization, calls, denials, parsing, speedups, subscriptions, transport
+    from router.seam import authorization, calls, denials, metrics, parsing, speedups, subscriptions, transport
 
     if use["speedups"]:
         speedups.install()
@@ -170,6 +175,12 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
         denials.install()
     if use["subscriptions"]:
         subscriptions.install(limits)
+    if use["metrics"]:
+        metrics.install(limits, trusted_proxies)  # the counters themselves: router.metrics.enable()
+    if use["logging"]:
+        from router.seam import logging as secret_free_logging
+
+        secret_free_logging.install()  # its controller half: router.seam.logging.controller_main
 
 
 # --- what the seam relies on, checked at run time (policy) and by the canary test -----------------------

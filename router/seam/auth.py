@@ -23,6 +23,7 @@ Everything else is Crossbar's own code path.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,7 @@ RELIED_ON = [
     "crossbar.router.auth.wampcra.PendingAuthWampCra.hello",
     "crossbar.router.auth.wampcra.PendingAuthWampCra.authenticate",
     "crossbar.router.auth.wampcra.PendingAuthWampCra._compute_challenge",
+    "crossbar.router.auth.wampcra.PendingAuthWampCra._signature",
 ]
 
 #: Methods overridden here that call the original passing arguments by position: expected parameters.
@@ -158,6 +160,16 @@ class _Scram(_Verdicts, PendingAuthScram):
 
 
 class _WampCra(_Verdicts, PendingAuthWampCra):
+    def authenticate(self, signature: Any) -> Any:
+        # A wrong signature is refused here: Crossbar would log, at warn, the expected one (an HMAC of the
+        # user's key under a challenge the client knows: an offline oracle for the password) and the
+        # client's, whatever its length.
+        expected: Any = getattr(self, "_signature", None)
+        valid = isinstance(signature, str) and isinstance(expected, str)
+        if not valid or not hmac.compare_digest(signature.encode(), expected.encode()):
+            return defer.succeed(self._judge(Deny(ApplicationError.NOT_AUTHORIZED, FAILED)))
+        return super().authenticate(signature)
+
     def _compute_challenge(self, user: dict[str, Any]) -> tuple[dict[str, Any], str]:
         # Crossbar writes self._authrole into the challenge text: hide it while the challenge is built.
         role, self._authrole = self._authrole, None

@@ -55,6 +55,7 @@ import cbor2
 from autobahn.exception import PayloadExceededError
 from autobahn.twisted import rawsocket
 from autobahn.util import encode_truncate
+from autobahn.wamp import message
 from autobahn.wamp import serializer as wamp_serializer
 from autobahn.wamp import websocket as wamp_websocket
 from autobahn.wamp.exception import InvalidUriError, ProtocolError, SerializationError
@@ -64,6 +65,7 @@ from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 
 from router.config import Limits
+from router.metrics import note_connection_refused
 from router.peers import Networks, client_address
 
 __all__ = [
@@ -82,6 +84,7 @@ __all__ = [
 #: (module, attribute path) of every library name this module reads, wraps or replaces; a name on a class
 #: that is not a class attribute is assigned as ``self.<name>`` in that class (checked by the canary).
 RELIED_ON: list[tuple[str, str]] = [
+    ("crossbar.router.session", "RouterSession._session_id"),
     ("autobahn.wamp.serializer", "Serializer.unserialize"),
     ("autobahn.wamp.serializer", "MsgPackObjectSerializer.unserialize"),
     ("autobahn.wamp.serializer", "CBORObjectSerializer.unserialize"),
@@ -260,6 +263,7 @@ def _note_refusal(proto: Any, transport: str, code: int | None, kind: str) -> bo
     if getattr(proto, _REFUSED, False):
         return False
     setattr(proto, _REFUSED, True)
+    note_connection_refused("protocol_error")
     _log.info(
         "protocol error on {transport} connection from {peer}: {kind}; connection closed (code {code})",
         transport=transport,
@@ -323,6 +327,7 @@ def _websocket_on_message(self: Any, payload: bytes, isBinary: bool) -> None:
     try:
         for msg in messages or ():
             self.log.trace("WAMP-Receive {message}", message=msg)
+            _refuse_second_hello(self._session, msg)
             self._session.onMessage(msg)
     except _BAD_MESSAGE as e:
         code = WebSocketProtocol.CLOSE_STATUS_CODE_PROTOCOL_ERROR
@@ -408,6 +413,13 @@ class _DebugOnly:
         return self._log.debug
 
 
+def _refuse_second_hello(session: Any, msg: Any) -> None:
+    """A HELLO on a joined session is a protocol violation (WAMP: the router must close the connection).
+    Crossbar only logs a warning and goes on, so any client could write a log line per message."""
+    if msg.__class__ is message.Hello and session._session_id is not None:
+        raise ProtocolError("HELLO received while the session is joined")
+
+
 def _rawsocket_string_received(self: Any, payload: bytes) -> None:
     if getattr(self, _REFUSED, False) or self._session is None:
         return
@@ -418,6 +430,7 @@ def _rawsocket_string_received(self: Any, payload: bytes) -> None:
         return
     try:
         for msg in messages or ():
+            _refuse_second_hello(self._session, msg)
             self._session.onMessage(msg)
     except CancelledError:
         pass  # as autobahn: a cancelled call is no reason to close the connection

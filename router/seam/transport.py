@@ -72,6 +72,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 
 from router.config import Limits
+from router.metrics import note_connection_refused
 from router.peers import MAX_ADDRESS_LENGTH, Networks, client_address, networks
 from router.uris import SLOW_CONSUMER
 
@@ -199,6 +200,7 @@ class RefusalLog:
 
     def count(self, reason: str, address: str | None) -> None:
         """Note one refusal (the first after a quiet interval is logged at once, the rest with counts later)."""
+        note_connection_refused(reason.rpartition(".")[2])  # switchboard.close.slow_consumer -> slow_consumer
         self._counts[reason] += 1
         self._last = address
         if self._next is None:

@@ -26,7 +26,7 @@ test('a cut-off page shows the banner, then recovers the missed messages once ea
   const b = await newPage(browser);
   try {
     await openApp(a, base, { room });
-    await openApp(b, base, { room, ws: `ws://127.0.0.1:${proxy.port}/ws` });
+    await openApp(b, `http://127.0.0.1:${proxy.port}/`, { room }); // page and socket through the proxy
     await logIn(a);
     await logIn(b);
     const banner = b.locator('#banner');

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import select
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tests.conftest import DEMO_CONFIG
@@ -46,6 +48,9 @@ class RunningCommand:
     the data directory, so every process the command started has its working directory under ``cwd``
     (process titles and environments are rewritten by Crossbar, working directories are not). ``env``, when
     given, is the command's whole environment.
+
+    Its stderr (the node's log at ``info``: a line per session joined and left) is read all the time by a
+    thread, whether or not the test reads it: a full pipe would block the command, and with it the node.
     """
 
     def __init__(self, *args: str, cwd: Path, umask: int = -1, env: dict[str, str] | None = None) -> None:
@@ -61,6 +66,15 @@ class RunningCommand:
             umask=umask,
             env=env,
         )
+        self._err_lines: queue.Queue[str] = queue.Queue()
+        self._err_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._err_reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._err_lines.put(line)
+        self._err_lines.put("")  # closed
 
     def read_line(self, timeout: float = 90) -> str:
         """The next stdout line; '' once stdout closed. Fails after ``timeout`` seconds.
@@ -68,14 +82,7 @@ class RunningCommand:
         Reads the raw pipe (not Python's buffered reader), so select() sees every byte not yet consumed.
         """
         assert self.proc.stdout is not None
-        return self._read_line(self.proc.stdout.fileno(), timeout)
-
-    def read_err_line(self, timeout: float = 90) -> str:
-        """The next stderr line, like :meth:`read_line`. What it reads is no longer in :meth:`wait`'s answer."""
-        assert self.proc.stderr is not None
-        return self._read_line(self.proc.stderr.fileno(), timeout)
-
-    def _read_line(self, fd: int, timeout: float) -> str:
+        fd = self.proc.stdout.fileno()
         pending = self._pending.get(fd, b"")
         while b"\n" not in pending:
             ready, _, _ = select.select([fd], [], [], timeout)
@@ -90,10 +97,28 @@ class RunningCommand:
         line, _, self._pending[fd] = pending.partition(b"\n")
         return line.decode() + "\n"
 
+    def read_err_line(self, timeout: float = 90) -> str:
+        """The next stderr line, like :meth:`read_line` ('' once closed). What it reads is no longer in
+        :meth:`wait`'s answer."""
+        try:
+            line = self._err_lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no output within {timeout} s") from None
+        if line == "":
+            self._err_lines.put("")  # stays closed for the next reader
+        return line
+
     def wait(self, timeout: float = 60) -> tuple[int, str]:
-        """Wait for exit; return the exit code and everything printed on stderr."""
-        _, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, err
+        """Wait for exit; return the exit code and everything printed on stderr (not yet read)."""
+        self.proc.wait(timeout=timeout)  # (stdout holds a few lines: no pipe to drain)
+        self._close(timeout)
+        err = []
+        while True:
+            line = self._err_lines.get_nowait() if not self._err_lines.empty() else ""
+            if line == "":
+                break
+            err.append(line)
+        return self.proc.returncode, "".join(err)
 
     def processes(self) -> list[int]:
         """PIDs of live processes working in or below ``cwd`` (the command and what it started)."""
@@ -116,4 +141,13 @@ class RunningCommand:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.communicate(timeout=10)
+            self.proc.wait(timeout=10)
+        self._close(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def _close(self, timeout: float) -> None:
+        """Once stderr is read to its end, close both pipes (stdout's unread rest is :meth:`read_line`'s)."""
+        self._err_reader.join(timeout=timeout)
+        if not self._err_reader.is_alive() and self.proc.stderr is not None:
+            self.proc.stderr.close()

@@ -113,3 +113,20 @@ async def test_a_page_of_another_origin_cannot_open_a_websocket(reactor: Any, we
     """The node refuses the WebSocket handshake of a page from an origin it does not allow, and accepts its
     own page's."""
     await run_browser_tests(reactor, "origin.test.mjs", {"SWITCHBOARD_PAGE": page_url(web_node)})
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_admin_page_shows_sessions_users_and_the_audit_stream(reactor: Any, web_node: RunningNode) -> None:
+    """On web/admin/, an admin created in the store logs in, sees its own session and a chatting user's, that
+    user in its room's presence, adds a user and sees it in the users and the audit stream; a user without
+    the admin permission (and a wrong password) is refused with the reason. Screenshot:
+    tests/browser/artifacts/admin.png."""
+    admin, user = add_user(web_node, role="admin", prefix="admin"), add_user(web_node, prefix="carol")
+    env = {
+        "SWITCHBOARD_PAGE": page_url(web_node),
+        "SWITCHBOARD_ADMIN": admin.authid,
+        "SWITCHBOARD_ADMIN_PASSWORD": admin.password,
+        "SWITCHBOARD_USER": user.authid,
+        "SWITCHBOARD_USER_PASSWORD": user.password,
+    }
+    await run_browser_tests(reactor, "admin.test.mjs", env)

@@ -37,9 +37,11 @@ def run_until_exit(tmp_path: Path, config: Path, command: list[RunningCommand]) 
     """``switchboard run`` on ``config``: its exit code, its ``error:`` lines and its stdout."""
     run = RunningCommand("--config", str(config), "--port", "0", "--data-dir", "d", cwd=tmp_path)
     command.append(run)
-    out, err = run.proc.communicate(timeout=120)
+    code, err = run.wait(timeout=120)
+    assert run.proc.stdout is not None
+    out = run.proc.stdout.read()
     assert run.processes() == []
-    return run.proc.returncode, [line for line in err.splitlines() if line.startswith("error: ")], out
+    return code, [line for line in err.splitlines() if line.startswith("error: ")], out
 
 
 def test_run_refused_registration_exits_1_with_one_line(tmp_path: Path, command: list[RunningCommand]) -> None:

@@ -324,8 +324,55 @@ async def test_messages_autobahn_asserts_on_are_protocol_errors(
     assert "Traceback" not in log
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_second_hello_closes_the_connection(reactor: Any, parsing_node: RunningNode) -> None:
+    """A HELLO on a joined session is a protocol error that closes the connection, logged once: Crossbar alone
+    logs a warning per such message and goes on (a client could write the log full at the default level)."""
+    offset = log_size(parsing_node)
+    client = await raw_connect(reactor, parsing_node.config.main_transport.port)
+    client.transport.write(upgrade_request(parsing_node, "wamp.2.json"))
+    await client.until(reactor, lambda got: b"\r\n\r\n" in got)
+    hello = b'[1, "demo", {"roles": {"caller": {}}}]'
+    client.transport.write(client_frame(hello))
+    await client.until(reactor, lambda got: b"[2," in got)  # WELCOME
+    for _ in range(50):
+        client.transport.write(client_frame(hello))
+    await wait(client.lost, reactor, 10)
+    log = await log_since(reactor, parsing_node, offset, PROTOCOL_ERROR)
+    assert log.count("protocol error on WebSocket connection from 127.0.0.1: ProtocolError") == 1
+    assert "already joined" not in log
+
+
 def test_node_config_is_the_demo_one_with_rawsocket(parsing_node: RunningNode) -> None:
     """The fixture's node listens for WebSocket and RawSocket on ports picked at start."""
     assert {t.type for t in parsing_node.config.transports} == {"websocket", "rawsocket"}
     assert all(t.port for t in parsing_node.config.transports)
     assert Path(parsing_node.process.log_path).exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_abort_after_leaving_is_no_internal_error(reactor: Any, parsing_node: RunningNode) -> None:
+    """A client that joins, leaves (GOODBYE) and then sends ABORT on the same connection is no internal error:
+    Crossbar alone would undo the join a second time, fail on the details it has already dropped and log a
+    traceback (found by the fuzz run)."""
+    offset = log_size(parsing_node)
+    client = await raw_connect(reactor, parsing_node.config.main_transport.port)
+    client.transport.write(upgrade_request(parsing_node, "wamp.2.json"))
+    await client.until(reactor, lambda got: b"\r\n\r\n" in got)
+    client.transport.write(client_frame(b'[1, "demo", {"roles": {"caller": {}}}]'))
+    await client.until(reactor, lambda got: b"[2," in got)  # WELCOME
+    client.transport.write(client_frame(b'[6, {}, "wamp.close.normal"]'))
+    await client.until(reactor, lambda got: b"[6," in got)  # GOODBYE back
+    client.transport.write(client_frame(b'[3, {}, "wamp.close.normal"]'))
+    await task.deferLater(reactor, 0.5, lambda: None)
+    client.transport.loseConnection()
+    await wait(client.lost, reactor, 10)
+    # A marker after the ABORT: the log up to it is complete.
+    second = await raw_connect(reactor, parsing_node.config.main_transport.port)
+    second.transport.write(upgrade_request(parsing_node, "wamp.2.json"))
+    await second.until(reactor, lambda got: b"\r\n\r\n" in got)
+    second.transport.write(client_frame(b"[1, not json"))
+    await wait(second.lost, reactor, 10)
+    log = await log_since(reactor, parsing_node, offset, PROTOCOL_ERROR)
+    assert "internal error" not in log
+    assert "Traceback" not in log

@@ -63,8 +63,9 @@ def test_a_user_project_runs_against_a_real_node_from_its_ini(pytester: pytest.P
     result.stdout.fnmatch_lines(["*test_wrong_expectation*", "*assert 'admin' == 'user'*"])
     output = result.stdout.str()
     section = output.split("switchboard node log, while the test ran", 1)[1]
-    assert 'authid="carol", authrole="admin"' in section
-    assert 'authid="alice"' not in section  # only what the failing test caused
+    assert "event=session_joined realm=demo" in section
+    assert "authid=carol authrole=admin" in section
+    assert "authid=alice " not in section  # only what the failing test caused
 
 
 def test_the_option_names_the_config_and_a_module_node_serves_wamp_session(pytester: pytest.Pytester) -> None:

@@ -194,7 +194,8 @@ async def test_impossible_authids_are_refused_without_the_store_or_a_throttle_ke
 
 
 def test_failed_logins_are_logged_escaped_and_truncated() -> None:
-    """A failure logs realm, method, client address and at most 64 escaped characters of the authid."""
+    """A failure logs an event line with realm, method, client address and at most 64 characters of the
+    authid, JSON-escaped (router.events)."""
     from twisted.logger import globalLogPublisher
 
     events: list[dict[str, Any]] = []
@@ -204,9 +205,11 @@ def test_failed_logins_are_logged_escaped_and_truncated() -> None:
         auth.verdict("demo", "evil\nname" + "z" * 1000, "wampcra", TRANSPORT, ok=False)
     finally:
         globalLogPublisher.removeObserver(events.append)
-    (event,) = [e for e in events if e.get("log_format", "").startswith("login failed")]
-    assert (event["realm"], event["method"], event["peer"]) == ("demo", "wampcra", "10.0.0.1")
-    assert event["authid"] == "evil\\nname" + "z" * 55 + "..."
+    (event,) = [e for e in events if e.get("log_namespace") == "switchboard.events"]
+    assert event["log_level"].name == "info"
+    assert event["event_line"] == (
+        'event=login_failed realm=demo authid="evil\\nname' + "z" * 55 + '..." method=wampcra peer=10.0.0.1'
+    )
 
 
 def test_the_client_address_comes_from_a_trusted_proxy_only() -> None:

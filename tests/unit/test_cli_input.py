@@ -28,6 +28,7 @@ def test_check_valid_config_summarises_it() -> None:
         f"{DEMO_CONFIG}: valid",
         "  listen     main: ws://127.0.0.1:8080/ws (websocket, port 8080; "
         "auth: anonymous as anonymous, ticket, wampcra, cryptosign)",
+        "  operations /health, /ready, /metrics on listener main",
         "  realm      demo: roles anonymous (6 rules), user (6 rules), admin (8 rules), backend (4 rules)",
         "  channel    chat.room (prefix) in demo: history 500, presence",
         "  component  components.chat.ChatComponent in demo as backend",

@@ -13,6 +13,7 @@ from autobahn.wamp.types import ComponentConfig
 from router import component
 from router.component import (
     FAILED,
+    LEFT,
     READY,
     STARTING,
     UNCHECKED,
@@ -155,13 +156,15 @@ async def test_on_join_failure_is_recorded_and_raised_on() -> None:
 
 
 def test_ready_and_leave_while_starting() -> None:
-    """'ready' marks a starting component ready; leaving before that marks it failed with the reason."""
+    """'ready' marks a starting component ready; leaving before that marks it failed with the reason, and
+    leaving after it marks it LEFT (no longer serving: the node is not ready, router.operations)."""
     ready, left = rooms(), rooms()
     ready.fire("ready", ready)
+    assert [r.state for r in component.start_records()] == [READY, STARTING]
     ready.fire("leave", ready, None)  # after ready: not a start failure
     left.fire("leave", left, type("CloseDetails", (), {"reason": "wamp.close.killed"})())
     assert [(r.state, r.reason) for r in component.start_records()] == [
-        (READY, None),
+        (LEFT, "left the realm: None"),
         (FAILED, "left the realm while starting: wamp.close.killed"),
     ]
 

@@ -83,6 +83,8 @@ def test_wrapped_signature_is_unchanged(module: str, dotted: str, expected: tupl
         "crossbar.router.dealer.Dealer._call",
         "crossbar.router.router.Router.authorize",
         "autobahn.wamp.serializer.Serializer.unserialize",
+        "crossbar.router.router.Router._session_left",
+        "crossbar.router.dealer.Dealer.processInvocationError",
     ],
 )
 def test_every_wrapped_method_of_the_issue_has_its_signature_listed(dotted: str) -> None:

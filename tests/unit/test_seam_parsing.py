@@ -248,10 +248,20 @@ def test_good_messages_reach_the_session(installed: None) -> None:
     """A valid message is handed to the session and nothing is closed."""
     received: list[Any] = []
     conn = FakeWebSocket(Clock())
-    conn._session = type("Session", (), {"onMessage": lambda _self, msg: received.append(msg)})()
+    conn._session = type("Session", (), {"onMessage": lambda _self, msg: received.append(msg), "_session_id": None})()
     parsing._websocket_on_message(conn, b'[1, "demo", {"roles": {"caller": {}}}]', False)
     assert [type(m).__name__ for m in received] == ["Hello"]
     assert conn.closes == []
+
+
+def test_a_hello_on_a_joined_session_is_a_protocol_error(installed: None) -> None:
+    """A second HELLO (the session has an id) never reaches the session: the connection is closed (1002)."""
+    received: list[Any] = []
+    conn = FakeWebSocket(Clock())
+    conn._session = type("Session", (), {"onMessage": lambda _self, msg: received.append(msg), "_session_id": 7})()
+    parsing._websocket_on_message(conn, b'[1, "demo", {"roles": {"caller": {}}}]', False)
+    assert received == []
+    assert conn.closes == [1002]
 
 
 def test_a_closing_websocket_drops_what_the_router_still_sends(installed: Any) -> None:

@@ -73,6 +73,7 @@ def test_without_the_keys_nothing_changes(tmp_path: Path) -> None:
     doc = demo_document()
     doc["listen"][0].pop("allowed_origins", None)
     doc["listen"][0].pop("web", None)
+    doc.pop("operations", None)
     config = parse_config(doc, base_dir=tmp_path)
     listener = compile_node(with_port(config, 1), control_socket="/c", store_path="/d/u")["workers"][0]["transports"][0]
     assert list(listener["paths"]) == ["ws"]
