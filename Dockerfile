@@ -28,9 +28,9 @@ ENV PATH=/opt/switchboard/bin:$PATH PYTHONUNBUFFERED=1
 USER switchboard
 VOLUME /data
 EXPOSE 8080
-# /health answers once the router's reactor does (the config's "operations"; no curl in the slim image).
+# /health on the endpoints' own loopback port (the config's "operations"; no curl in the slim image).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9100/health', timeout=4)"]
 # `docker stop` sends SIGTERM: `switchboard run` stops Crossbar within 10 s; give it that (docker stop -t 30).
 STOPSIGNAL SIGTERM
 CMD ["switchboard", "run", "--config", "/app/deploy/container.json", "--data-dir", "/data"]

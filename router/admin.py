@@ -252,9 +252,10 @@ class AdminComponent(ComponentSession):
             raise _invalid("session.list", f"limit: must be an integer from 1 to {MAX_SESSIONS}")
         if after is not None and not _is_int(after):
             raise _invalid("session.list", "after: must be a session id (an integer) or null")
+        known = set(self._joined_at)  # before the list: a session joining meanwhile is not in it, and stays
         ids: list[int] = sorted(await self.call("wamp.session.list"))
-        for gone in self._joined_at.keys() - set(ids):  # a leave event missed: forget it here
-            del self._joined_at[gone]
+        for gone in known - set(ids):  # a leave event missed: forget it here
+            self._joined_at.pop(gone, None)
         later = [i for i in ids if after is None or i > after]
         sessions = []
         for session_id in later[:limit]:

@@ -20,7 +20,6 @@ with any role of a realm and any authid, without users or passwords.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -174,7 +173,7 @@ def _operations(
             "store": store_path,
             "components": hosted,
         },
-        "metrics": {"token_sha256": _token_digest(ops.metrics_token_file)},
+        "metrics": {"token_sha256": ops.metrics_token_sha256},
     }
     return {
         path.strip("/"): {
@@ -184,13 +183,6 @@ def _operations(
         }
         for name, path in ops.paths.items()
     }
-
-
-def _token_digest(path: str | None) -> str | None:
-    """SHA-256 (hex) of the token in ``path``: the compiled config holds no token, only what checks one."""
-    if path is None:
-        return None
-    return hashlib.sha256(Path(path).read_text(encoding="utf-8").strip().encode()).hexdigest()
 
 
 def _operations_transport(host: str, port: int, paths: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ JSON pointer of the offending key, so ``switchboard check`` can print ``/realms/
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -186,6 +187,8 @@ class Operations:
     metrics: str | None = "/metrics"
     #: Absolute path of the file holding the bearer token ``/metrics`` requires (None: no token).
     metrics_token_file: str | None = None
+    #: SHA-256 (hex) of that token, read when the config is loaded: what checks a request's token.
+    metrics_token_sha256: str | None = None
     max_procedure_labels: int = 200
 
     @property
@@ -600,8 +603,14 @@ def _operations(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path)
         ready=ops["ready"],
         metrics=ops["metrics"],
         metrics_token_file=str((base_dir / token_file).resolve()) if token_file else None,
+        metrics_token_sha256=_token_digest(base_dir / token_file) if token_file else None,
         max_procedure_labels=ops["max_procedure_labels"],
     )
+
+
+def _token_digest(path: Path) -> str:
+    """SHA-256 (hex) of the token in ``path`` (surrounding whitespace ignored; checked by _check_files)."""
+    return hashlib.sha256(path.read_text(encoding="utf-8").strip().encode()).hexdigest()
 
 
 def _tls(tls: dict[str, str], base_dir: Path) -> Tls:

@@ -84,7 +84,11 @@ class _NodeProtocol(protocol.ProcessProtocol):
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         text = self._partial.get(childFD, "") + data.decode("utf-8", "replace")
-        *lines, self._partial[childFD] = text.split("\n")
+        *lines, partial = text.split("\n")
+        if len(partial) > _MAX_LINE:  # output without a newline: cut it into lines rather than hold it all
+            lines.append(partial[:_MAX_LINE])
+            partial = partial[_MAX_LINE:][-_MAX_LINE:]
+        self._partial[childFD] = partial
         for line in lines:
             self._line(line)
         self._log_file.flush()
@@ -117,6 +121,12 @@ class _NodeProtocol(protocol.ProcessProtocol):
         if code is None:  # killed by a signal
             code = -int(getattr(value, "signal", 0) or 0)
         self.exited.callback(code)
+
+
+#: Characters of one output line held while its newline has not come (a longer one is cut).
+_MAX_LINE = 1 << 20
+#: Seconds to wait for the node's exit to be reported after its process group was SIGKILLed.
+_KILLED_WAIT = 10.0
 
 
 class NodeProcess:
@@ -224,7 +234,12 @@ class NodeProcess:
                 await waiting
             except defer.TimeoutError:
                 self._signal_group(signal.SIGKILL)
-                await self.exited
+                killed = self.exited
+                # The group is gone at once; only a process that left it (setsid) and still holds our pipes
+                # could keep processEnded from firing: do not wait for that for ever.
+                killed.addTimeout(_KILLED_WAIT, clock)
+                with contextlib.suppress(defer.TimeoutError):
+                    await killed
         else:
             # The controller is gone; make sure no worker of its group lingers.
             self._signal_group(signal.SIGKILL)

@@ -119,6 +119,7 @@ class RunStateFile:
             config_path=None if config_path is None else str(config_path.resolve()),
         )
         self._written = False
+        self._failed = False
 
     @property
     def state(self) -> RunState:
@@ -143,9 +144,18 @@ class RunStateFile:
     def _write(self, state: RunState) -> None:
         self._state = state
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(datadir.open_private(temporary), "w", encoding="utf-8") as f:
-            f.write(json.dumps(state.to_json(), indent=2) + "\n")
-        os.replace(temporary, self.path)
+        try:
+            with open(datadir.open_private(temporary), "w", encoding="utf-8") as f:
+                f.write(json.dumps(state.to_json(), indent=2) + "\n")
+            os.replace(temporary, self.path)
+        except OSError as e:
+            # Advisory (status/stop read it): a full or read-only disk must not stop the node. Said once.
+            if not self._failed:
+                self._failed = True
+                sys.stderr.write(
+                    f"warning: cannot write {self.path} ({e}); `switchboard status` may not see this node\n"
+                )
+            return
         self._written = True
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 
-from router import seam
+from router import events, seam
 from router.component import node_stopping, serve_component_report
 from router.config import Limits
 from router.uris import UNVERIFIED_VERSIONS
@@ -32,8 +32,11 @@ class WorkerBootstrap(ApplicationSession):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         extra = config.extra
+        limits = Limits(**extra["limits"])
+        # The event lines' budget, whether or not the version policy lets the hooks that write most of them in.
+        events.configure(limits.max_log_events)
         try:
-            seam.install(Limits(**extra["limits"]), tuple(extra.get("trusted_proxies", ())))
+            seam.install(limits, tuple(extra.get("trusted_proxies", ())))
         except seam.UnverifiedVersion as e:
             # An ApplicationError reaches the controller as is, and its first line is what the user sees.
             raise ApplicationError(UNVERIFIED_VERSIONS, str(e)) from None

@@ -55,7 +55,6 @@ __all__ = [
     "create_wampcra",
     "load_node_secret",
     "shared_authenticator",
-    "shown_authid",
 ]
 
 #: Internal message of a refusal decided without checking the secret (throttled, or an impossible authid);
@@ -69,8 +68,6 @@ INITIAL_VERIFICATION_TIME = 0.05
 MAX_LOCKING = 1024
 #: How many recent KDF timings a throttled refusal draws its wait from.
 KDF_SAMPLES = 64
-#: How many characters of an authid a log line shows.
-LOGGED_AUTHID_LENGTH = 64
 
 _PUBKEY = re.compile(r"[0-9a-f]{64}")
 _NODE_SECRET_BYTES = 32
@@ -245,15 +242,6 @@ class Authenticator:
 
 def _nothing() -> None:
     return None
-
-
-def shown_authid(authid: object) -> str:
-    """``authid`` as a log line may show it: escaped (no newline or control character gets through) and
-    cut to :data:`LOGGED_AUTHID_LENGTH` characters."""
-    if not isinstance(authid, str):
-        return repr(authid)
-    text = authid[:LOGGED_AUTHID_LENGTH].encode("unicode_escape").decode("ascii")
-    return text + ("..." if len(authid) > LOGGED_AUTHID_LENGTH else "")
 
 
 def load_node_secret(path: Path) -> bytes:

@@ -115,7 +115,7 @@ def _remember(realm: str, router: Any) -> None:
 
 
 #: The router's own role (the control socket: the readiness probe, ``switchboard status``): its sessions are
-#: counted, not logged, or every ``/ready`` check would write two lines.
+#: not clients: neither logged (every ``/ready`` check would write two lines) nor counted.
 _OWN_ROLE = "trusted"
 
 
@@ -125,9 +125,9 @@ def _joined(original: Callable[..., Any]) -> Callable[..., Any]:
         result = original(self, session, session_details)
         realm = self.realm
         _remember(realm, self)
-        counts.joins[realm] = counts.joins.get(realm, 0) + 1
         if session_details.authrole == _OWN_ROLE:
             return result
+        counts.joins[realm] = counts.joins.get(realm, 0) + 1
         events.emit(
             "session_joined",
             realm=realm,
@@ -151,9 +151,9 @@ def _left(original: Callable[..., Any]) -> Callable[..., Any]:
             return None
         result = original(self, session, session_details, close_details)
         realm = self.realm
-        counts.leaves[realm] = counts.leaves.get(realm, 0) + 1
         if session_details.authrole == _OWN_ROLE:
             return result
+        counts.leaves[realm] = counts.leaves.get(realm, 0) + 1
         events.emit(
             "session_left",
             realm=realm,
@@ -167,12 +167,12 @@ def _left(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install(limits: Limits, trusted_proxies: tuple[str, ...] = ()) -> None:
-    """Event lines (at most ``limits.max_log_events`` per second each) and join/leave counts (idempotent)."""
+    """Join/leave event lines (their budget, ``limits.max_log_events``, is set by
+    :class:`router.worker.WorkerBootstrap` with :func:`router.events.configure`) and counts (idempotent)."""
     global _trusted
     if "Router._session_joined" in _installed:
         return
     _trusted = networks(trusted_proxies)
-    events.configure(limits.max_log_events)
     _replace(Router, "_session_joined", _joined)
     _replace(Router, "_session_left", _left)
 
@@ -222,7 +222,11 @@ def client_sessions() -> Iterator[tuple[str, str, str]]:
     """(realm, authrole, transport type) of every client session joined now, read from the routers."""
     for realm, router in list(_routers.items()):
         for session in list(router._session_id_to_session.values()):
-            if isinstance(session, RouterSession) and session._session_details is not None:
+            if (
+                isinstance(session, RouterSession)
+                and session._session_details is not None
+                and session._authrole != _OWN_ROLE
+            ):
                 yield realm, str(session._authrole), _transport_type(session._transport)
 
 

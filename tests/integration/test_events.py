@@ -149,15 +149,19 @@ async def test_a_burst_of_joins_is_bounded_per_second(reactor: Any, events_node:
 
 @pytest_twisted.ensureDeferred
 async def test_the_nodes_own_sessions_are_not_logged(reactor: Any, events_node: RunningNode) -> None:
-    """/ready joins a probe session over the control socket (role trusted) each time it checks: no
-    session_joined/session_left line for it, or every probe would write two; a client's join still is."""
-    from tests.integration.test_operations import http_base, ready_becomes
+    """/ready joins a probe session over the control socket (role trusted) each time it checks: it is not a
+    client, so no session_joined/session_left line (every probe would write two) and no count in the joins;
+    a client's join still is logged."""
+    from tests.integration.test_operations import http_base, ready_becomes, scrape
 
     before = len(lines.lines)
     base = http_base(events_node)
+    joins = ("switchboard_session_joins_total", (("realm", "demo"),))
+    joined_before = (await scrape(base)).get(joins, 0)
     for _ in range(3):  # a readiness check each second: three probe sessions
         await ready_becomes(reactor, base, 200)
         await task.deferLater(reactor, 1.1, lambda: None)
+    assert (await scrape(base)).get(joins, 0) == joined_before  # (an exposition is at most 1 s old)
     async with session(reactor, events_node.url) as s:
         sid = s.session_id
     await first(reactor, "event=session_left", f"session={sid} ")

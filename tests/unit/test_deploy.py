@@ -112,12 +112,15 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
 
 
 def test_container_config_is_the_demo_listening_on_every_interface() -> None:
-    """deploy/container.json is config/switchboard.json but for the main listener's host (0.0.0.0) and
-    its schema path; it validates and its components import."""
+    """deploy/container.json is config/switchboard.json but for the main listener's host (0.0.0.0), the
+    operations endpoints on a loopback port of their own (not published with the WebSocket port: /metrics
+    would be public) and its schema path; it validates and its components import."""
     container = json.loads((ROOT / "deploy" / "container.json").read_text())
     demo = json.loads((ROOT / "config" / "switchboard.json").read_text())
     assert container["listen"][0]["host"] == "0.0.0.0"  # noqa: S104 (what the container config must say)
+    assert container["operations"] == {"port": 9100}  # host: the default, 127.0.0.1
     container["listen"][0]["host"] = demo["listen"][0]["host"]
+    container["operations"] = demo["operations"]
     container["$schema"] = demo["$schema"]
     assert container == demo
     config = load_config(ROOT / "deploy" / "container.json")
@@ -126,7 +129,7 @@ def test_container_config_is_the_demo_listening_on_every_interface() -> None:
 
 def test_dockerfile_runs_unprivileged_on_a_volume_and_checks_health() -> None:
     """The image: python:3.11-slim, a non-root user, /data as a volume and the data directory, and a
-    HEALTHCHECK on the container config's listener port at the default health path."""
+    HEALTHCHECK on the container config's operations port at the default health path."""
     text = (ROOT / "Dockerfile").read_text()
     container = json.loads((ROOT / "deploy" / "container.json").read_text())
     health = SCHEMA["properties"]["operations"]["properties"]["health"]["default"]
@@ -137,7 +140,7 @@ def test_dockerfile_runs_unprivileged_on_a_volume_and_checks_health() -> None:
     assert "VOLUME /data" in text
     assert '"--data-dir", "/data"' in text
     assert '"/app/deploy/container.json"' in text
-    assert f"http://127.0.0.1:{container['listen'][0]['port']}{health}" in text
+    assert f"http://127.0.0.1:{container['operations']['port']}{health}" in text
 
 
 def test_dockerignore_keeps_local_state_out() -> None:
