@@ -298,6 +298,8 @@ def reassembled(data: bytes, limit: int, parse: Callable[..., Any]) -> list[tupl
 
 CLOSE_CODES = st.sampled_from([1000, 1001, 1003, 1011, 1013, 3000, 4999, 0, 999, 1004, 1005, 1006, 1014, 2999, 5000])
 TEXT = st.text(max_size=40).map(lambda s: s.encode()) | st.binary(max_size=8)
+#: Payloads of each length encoding: 7 bits, 16 bits (126 and up), 64 bits (65536 and up).
+BINARY = st.binary(max_size=125) | st.binary(min_size=126, max_size=300) | st.just(bytes(65536))
 
 
 BROKEN_FRAMES = st.sampled_from(
@@ -326,7 +328,7 @@ def frame_streams(draw: st.DrawFn) -> bytes:
             body = draw(st.just(b"") | st.builds(lambda c, r: struct.pack("!H", c) + r, CLOSE_CODES, TEXT))
             out.append(encode(8, body, key=key))
         else:
-            parts = draw(st.lists(TEXT if kind == "text" else st.binary(max_size=200), min_size=1, max_size=4))
+            parts = draw(st.lists(TEXT if kind == "text" else BINARY, min_size=1, max_size=4))
             for i, part in enumerate(parts):
                 opcode = (1 if kind == "text" else 2) if i == 0 else 0
                 out.append(encode(opcode, part, fin=i == len(parts) - 1, key=key))
