@@ -8,13 +8,22 @@ the same, with Crossbar's ``failByDrop=False`` as well as ``True`` and with both
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import itertools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
 import pytest
-from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import (
+    WebSocketClientFactory,
+    WebSocketClientProtocol,
+    WebSocketServerFactory,
+    WebSocketServerProtocol,
+)
 from autobahn.websocket import protocol as ws_protocol
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,7 +31,7 @@ from twisted.internet.testing import StringTransport
 
 from router import wsframe
 from router.seam import framing
-from tests.unit.test_wsframe import HANDSHAKE, RecordingServer, encode, frame_streams
+from tests.unit.test_wsframe import HANDSHAKE, Recording, RecordingServer, encode, frame_streams
 
 
 @contextmanager
@@ -58,15 +67,48 @@ def connection(options: dict[str, Any], cls: type[WebSocketServerProtocol] = Pon
     return proto
 
 
-def observed(data: bytes, chunks: list[int], options: dict[str, Any]) -> dict[str, Any]:
-    """Everything observable of a server connection fed ``data`` in pieces of the given sizes."""
-    proto = connection(options)
+class PongingClient(Recording, WebSocketClientProtocol):
+    """A recording client protocol, answering pings as autobahn does."""
+
+    def onPing(self, payload: bytes) -> None:
+        super().onPing(payload)
+        WebSocketClientProtocol.onPing(self, payload)
+
+
+def client_connection(options: dict[str, Any]) -> Any:
+    """An open client connection on a StringTransport, after a server's handshake response by hand."""
+    factory = WebSocketClientFactory("ws://localhost:9000/")
+    factory.setProtocolOptions(
+        openHandshakeTimeout=0, closeHandshakeTimeout=0, autoPingInterval=0, serverConnectionDropTimeout=0, **options
+    )
+    factory.protocol = PongingClient
+    proto = factory.buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    transport.registerProducer(proto, True)
+    found = re.search(rb"Sec-WebSocket-Key: (\S+)", transport.value())
+    assert found is not None
+    accept = base64.b64encode(hashlib.sha1(found.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())  # noqa: S324 - RFC 6455
+    proto.dataReceived(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+    assert proto.state == ws_protocol.WebSocketProtocol.STATE_OPEN
+    transport.clear()
+    return proto
+
+
+def observed(data: bytes, chunks: list[int], options: dict[str, Any], client: bool = False) -> dict[str, Any]:
+    """Everything observable of a server (or client) connection fed ``data`` in pieces of the given sizes;
+    a client's mask keys are 0, 1, 2, ... so both runs draw the same."""
+    proto = client_connection(options) if client else connection(options)
     pos = 0
-    for size in [*chunks, len(data)]:
-        if pos >= len(data) or proto.state == ws_protocol.WebSocketProtocol.STATE_CLOSED:
-            break
-        proto.dataReceived(data[pos : pos + size])
-        pos += size
+    with mock.patch.object(ws_protocol.random, "getrandbits", side_effect=itertools.count()):
+        for size in [*chunks, len(data)]:
+            if pos >= len(data) or proto.state == ws_protocol.WebSocketProtocol.STATE_CLOSED:
+                break
+            proto.dataReceived(data[pos : pos + size])
+            pos += size
     return {
         "events": proto.events,
         "sent": proto.transport.value(),
@@ -78,7 +120,7 @@ def observed(data: bytes, chunks: list[int], options: dict[str, Any]) -> dict[st
     }
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=frame_streams(),
     chunks=st.lists(st.integers(1, 64), max_size=40),
@@ -98,8 +140,27 @@ def test_server_connection_is_the_same_with_c_framing(data: bytes, chunks: list[
         assert observed(data, chunks, options) == expected
 
 
+OPTIONS = st.fixed_dictionaries(
+    {
+        "failByDrop": st.booleans(),
+        "maxFramePayloadSize": st.sampled_from([0, 3, 40, 150]),
+        "maxMessagePayloadSize": st.sampled_from([0, 5, 100]),
+        "utf8validateIncoming": st.booleans(),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=frame_streams(masked=False), chunks=st.lists(st.integers(1, 64), max_size=40), options=OPTIONS)
+def test_client_connection_is_the_same_with_c_framing(data: bytes, chunks: list[int], options: dict[str, Any]) -> None:
+    """A client's side (unmasked frames from the server, masked replies) matches autobahn's own as well."""
+    expected = observed(data, chunks, options, client=True)
+    with framing_installed():
+        assert observed(data, chunks, options, client=True) == expected
+
+
 @given(payload=st.binary(max_size=300) | st.just(b"x" * 70000), binary=st.booleans(), key=st.integers(0, 2**32 - 1))
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_messages_sent_are_the_same_bytes(payload: bytes, binary: bool, key: int) -> None:
     """sendMessage writes the same frames with the replacement, unmasked and masked (autobahn's random key)."""
 

@@ -182,7 +182,7 @@ def test_c_parses_arbitrary_bytes_as_python_does(data: bytes, limit: int, expect
     rsv=st.integers(0, 64),
     mask=st.none() | st.just(b"") | st.binary(min_size=4, max_size=4),
 )
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_c_builds_what_python_builds(opcode: int, payload: bytes, fin: bool, rsv: int, mask: bytes | None) -> None:
     """The extension's frames are the reference's, byte for byte, and parse back to the payload."""
     built = _wsframe.build_frame(opcode, payload, fin, rsv, mask)
@@ -205,8 +205,8 @@ def test_bad_mask_is_refused(impl: str) -> None:
 # -- against autobahn -----------------------------------------------------------------------------------
 
 
-class RecordingServer(WebSocketServerProtocol):
-    """autobahn's server protocol, recording what reaches the application and how the connection fails."""
+class Recording:
+    """Records what reaches the application of an autobahn protocol and how the connection fails."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -228,6 +228,10 @@ class RecordingServer(WebSocketServerProtocol):
     def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
         self.events.append(("fail", code, reason))
         super()._fail_connection(code, reason)
+
+
+class RecordingServer(Recording, WebSocketServerProtocol):
+    """autobahn's server protocol, recording what reaches the application and how the connection fails."""
 
 
 def autobahn_events(data: bytes, chunks: list[int], limit: int) -> list[tuple[Any, ...]]:
@@ -302,23 +306,25 @@ TEXT = st.text(max_size=40).map(lambda s: s.encode()) | st.binary(max_size=8)
 BINARY = st.binary(max_size=125) | st.binary(min_size=126, max_size=300) | st.just(bytes(65536))
 
 
-BROKEN_FRAMES = st.sampled_from(
-    [
-        encode(2, b"x" * 125, length_bytes=2, key=MASK),  # not the shortest length encoding
-        encode(2, b"x" * 200, length_bytes=8, key=MASK),
-        encode(2, b"", length=2**63 + 5, key=MASK),  # the top bit of a 64-bit length
-        encode(2, b"", length=2**40, key=MASK),  # above any limit but 0: the header alone fails it
-        encode(9, b"p" * 126, key=MASK),  # a control frame of more than 125 bytes
-        encode(8, b"\x03", key=MASK),  # a close frame of one byte
-    ]
-)
+def broken_frames(key: bytes | None) -> st.SearchStrategy[bytes]:
+    """Frames broken in ways a bit flip seldom gives, masked with ``key``."""
+    return st.sampled_from(
+        [
+            encode(2, b"x" * 125, length_bytes=2, key=key),  # not the shortest length encoding
+            encode(2, b"x" * 200, length_bytes=8, key=key),
+            encode(2, b"", length=2**63 + 5, key=key),  # the top bit of a 64-bit length
+            encode(2, b"", length=2**40, key=key),  # above any limit but 0: the header alone fails it
+            encode(9, b"p" * 126, key=key),  # a control frame of more than 125 bytes
+            encode(8, b"\x03", key=key),  # a close frame of one byte
+        ]
+    )
 
 
 @st.composite
-def frame_streams(draw: st.DrawFn) -> bytes:
+def frame_streams(draw: st.DrawFn, masked: bool = True) -> bytes:
     """Messages (fragmented or not, text or binary, with pings and pongs between fragments), control frames,
-    and now and then a frame with one bit flipped or a frame broken in a way a bit flip seldom gives."""
-    key = draw(st.binary(min_size=4, max_size=4))
+    and now and then a frame with one bit flipped or a broken one; masked as a client's, or not as a server's."""
+    key = draw(st.binary(min_size=4, max_size=4)) if masked else None
     out: list[bytes] = []
     for _ in range(draw(st.integers(1, 5))):
         kind = draw(st.sampled_from(["text", "binary", "ping", "pong", "close"]))
@@ -341,11 +347,11 @@ def frame_streams(draw: st.DrawFn) -> bytes:
         broken[draw(st.integers(0, 1))] ^= 1 << draw(st.integers(0, 7))
         out[i] = bytes(broken)
     elif damage == "insert":
-        out.insert(draw(st.integers(0, len(out))), draw(BROKEN_FRAMES))
+        out.insert(draw(st.integers(0, len(out))), draw(broken_frames(key)))
     return b"".join(out)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     impl=st.sampled_from(list(PARSERS)),
     data=frame_streams(),
@@ -375,7 +381,7 @@ def test_autobahn_server_sees_what_parse_frames_sees(impl: str, data: bytes, chu
     client=st.booleans(),
     key=st.integers(0, 2**32 - 1),
 )
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_build_frame_writes_what_send_frame_writes(
     impl: str, opcode: int, payload: bytes, fin: bool, rsv: int, client: bool, key: int
 ) -> None:
