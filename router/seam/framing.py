@@ -62,6 +62,7 @@ _PROTOCOL_NAMES = (
     "sendFrame",
     "sendData",
     "fire",
+    "_listeners",
     "_cancelAutoPingTimeoutCall",
     "STATE_OPEN",
     "STATE_CLOSED",
@@ -235,6 +236,11 @@ def _deliver(self: Any, payload: bytes, binary: bool, validated: bool) -> None:
     self.frame_data = None
     self.inside_message = True  # as during autobahn's onMessage
     self._onMessage(payload, binary)
+    if self._listeners is None:
+        # Nothing listens: autobahn's fire() would return an already-succeeded Deferred for nobody.
+        self.message_data = None
+        self.inside_message = False
+        return
     fired = self.fire("message", payload, is_binary=binary)
 
     def error(failure: Any) -> None:

@@ -254,3 +254,14 @@ def test_frame_size_is_the_encoded_size() -> None:
     for length in (0, 125, 126, 65535, 65536):
         for key in (None, b"abcd"):
             assert framing._frame_size(length, key is not None) == len(encode(2, b"x" * length, key=key))
+
+
+def test_message_listeners_are_fired() -> None:
+    """A listener of the protocol's "message" event gets each message, as with autobahn's own path."""
+    proto = connection({})
+    heard: list[tuple[bytes, bool]] = []
+    proto.on("message", lambda payload, is_binary: heard.append((payload, is_binary)))
+    with framing_installed():
+        proto.dataReceived(encode(1, b"one") + encode(2, b"two"))
+    assert heard == [(b"one", False), (b"two", True)]
+    assert proto.events == [("message", b"one", False), ("message", b"two", True)]
