@@ -188,16 +188,19 @@ def _process_data(self: Any) -> bool:
         if self.acceptMaskedServerFrames:
             return _original["processData"](self)  # type: ignore[no-any-return]
         expect_mask = False
+    # A first frame is its message: above either limit it is autobahn's to refuse (its close reason), and
+    # parse_frames stops before copying its payload.
+    limit, message_limit = self.maxFramePayloadSize, self.maxMessagePayloadSize
+    if message_limit > 0 and not 0 < limit <= message_limit:
+        limit = message_limit
     data = self.data
-    frames, _consumed, _error = _parse_frames(data, self.maxFramePayloadSize, expect_mask)
+    frames, _consumed, _error = _parse_frames(data, limit, expect_mask)
     pos = 0
     try:
         for fin, _rsv, opcode, masked, payload in frames:
             if not fin or opcode not in (1, 2):
                 break
             length = len(payload)
-            if 0 < self.maxMessagePayloadSize < length:
-                break
             text = opcode == 1
             validated = text and self.utf8validateIncoming
             if validated:
