@@ -10,8 +10,10 @@ COPY web/package.json web/package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim AS build
+# A C compiler for the WebSocket framing extension (router/_wsframe.c); only this stage has it.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/switchboard
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml setup.py README.md /src/
 COPY router /src/router
 COPY components /src/components
 RUN /opt/switchboard/bin/pip install --no-cache-dir /src

@@ -237,8 +237,10 @@ def start_switchboard(
     overrides: dict[str, Any] | None = None,
     channels: tuple[dict[str, Any], ...] = (),
     name: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Target:
-    """``switchboard run`` on :func:`bench_config` (with ``overrides`` of top-level keys, and ``channels``)."""
+    """``switchboard run`` on :func:`bench_config` (with ``overrides`` of top-level keys, and ``channels``;
+    ``env`` adds to the environment)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "switchboard.json"
     config_path.write_text(json.dumps(bench_config(overrides, channels), indent=2))
@@ -249,13 +251,13 @@ def start_switchboard(
                    input=PASSWORD.encode(), check=True, capture_output=True)  # fmt: skip
     subprocess.run([sb, "key", "add", AUTHID, public_key(SEED), *common], check=True, capture_output=True)
     start = time.monotonic()
-    env = dict(os.environ, SWITCHBOARD_SPEEDUPS="1" if speedups else "0")
+    process_env = dict(os.environ, SWITCHBOARD_SPEEDUPS="1" if speedups else "0", **(env or {}))
     process = subprocess.Popen(
         [sb, "run", "--port", "0", *common],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env=env,
+        env=process_env,
     )
     try:
         line = _read_line(process, START_TIMEOUT)
@@ -381,6 +383,10 @@ STARTERS: dict[str, Callable[[Path], Target]] = {
     "echo": start_echo,
     # router/seam/speedups.py switched off: what the speed-ups are worth.
     "switchboard-nospeedups": lambda workdir: start_switchboard(workdir, False, ONE_LOAD_ADDRESS),
+    # router/seam/framing.py and the C extension switched off: what C WebSocket framing is worth.
+    "switchboard-nowsframe": lambda workdir: start_switchboard(
+        workdir, overrides=ONE_LOAD_ADDRESS, name="switchboard-nowsframe", env={"SWITCHBOARD_WSFRAME": "0"}
+    ),
     # /metrics not served, so nothing counted per message: what the metrics cost (bench/metrics_overhead.py).
     "switchboard-nometrics": lambda workdir: start_switchboard(
         workdir, overrides=NO_METRICS, name="switchboard-nometrics"

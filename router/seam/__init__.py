@@ -13,6 +13,7 @@ Every place Switchboard reaches into Crossbar, autobahn or Twisted internals: on
 - :mod:`router.seam.calls`: call timeouts in milliseconds, a router-side call timeout, pending calls per
   session;
 - :mod:`router.seam.speedups`: orjson JSON, plain log arguments, wsaccel;
+- :mod:`router.seam.framing`: WebSocket frames parsed and built in C (:mod:`router.wsframe`);
 - :mod:`router.seam.subscriptions`: subscriptions and registrations per session;
 - :mod:`router.seam.channels`: channel history as Crossbar's realm store, presence from the broker's
   subscriptions;
@@ -75,6 +76,7 @@ UNVERIFIED_ENV = "SWITCHBOARD_UNVERIFIED"
 #: Every module of the package, in the order :func:`install` considers them.
 MODULES = (
     "speedups",
+    "framing",
     "parsing",
     "authorization",
     "transport",
@@ -159,10 +161,22 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
     installation.
     """
     use = {name: allowed(name) for name in MODULES}
-    from router.seam import authorization, calls, denials, metrics, parsing, speedups, subscriptions, transport
+    from router.seam import (
+        authorization,
+        calls,
+        denials,
+        framing,
+        metrics,
+        parsing,
+        speedups,
+        subscriptions,
+        transport,
+    )
 
     if use["speedups"]:
         speedups.install()
+    if use["framing"]:
+        framing.install()
     if use["parsing"]:
         parsing.install(limits, networks(trusted_proxies))
     if use["authorization"]:
