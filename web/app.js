@@ -3,7 +3,7 @@
 // the client library (lib/switchboard.js), which reconnects, restores subscriptions and recovers missed events.
 // The DOM ids and attributes are a contract with the browser tests (tests/browser): keep them stable.
 
-import { connect } from './lib/switchboard.js';
+import { connect, pageSocketUrl } from './lib/switchboard.js';
 
 const REALM = 'demo';
 const ROOM_PATTERN = /^[a-z0-9_]{1,64}$/;
@@ -12,19 +12,7 @@ const TYPING_IDLE_MS = 3000; // typing ends this long after the last key
 const ROOMS_REFRESH_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
-// ?ws= may only name the page's own host and port (another path): a link must never send a login to another
-// server, not even to another port of this host.
-const OWN_WS = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const WS_URL = sameHost(params.get('ws')) ? params.get('ws') : OWN_WS;
-
-function sameHost(url) {
-  try {
-    return url !== null && new URL(url).host === location.host;
-  } catch {
-    return false;
-  }
-}
+const WS_URL = pageSocketUrl(location); // ?ws= only for another path of this host and port
 
 let client = null;
 let me = null; // our authid, from sys.info

@@ -32,6 +32,7 @@ from crossbar.router.session import RouterSession
 from router import events
 from router.config import Limits
 from router.metrics import Counts, counts
+from router.patches import Patches
 from router.peers import Networks, client_address, networks
 
 __all__ = [
@@ -78,21 +79,13 @@ SIGNATURES = {
     "crossbar.router.dealer.Dealer.processInvocationError": ("self", "session", "error"),
 }
 
-_installed: dict[str, tuple[Any, str, Any]] = {}
+_patches = Patches()
 #: The router of each realm a client session joined (read at scrape time).
 _routers: dict[str, Any] = {}
 #: Per realm, the message counts of its routers that were replaced (Crossbar drops a realm's router when
 #: its last session leaves): (received, sent) by message type.
 _retired: dict[str, tuple[Counter[str], Counter[str]]] = {}
 _trusted: Networks = ()
-
-
-def _replace(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    key = f"{owner.__qualname__}.{name}"
-    if key in _installed:
-        return
-    _installed[key] = (owner, name, owner.__dict__.get(name))
-    setattr(owner, name, make(getattr(owner, name)))
 
 
 def _peer(details: Any) -> str | None:
@@ -170,11 +163,11 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = ()) -> None:
     """Join/leave event lines (their budget, ``limits.max_log_events``, is set by
     :class:`router.worker.WorkerBootstrap` with :func:`router.events.configure`) and counts (idempotent)."""
     global _trusted
-    if "Router._session_joined" in _installed:
+    if _patches.done(Router, "_session_joined"):
         return
     _trusted = networks(trusted_proxies)
-    _replace(Router, "_session_joined", _joined)
-    _replace(Router, "_session_left", _left)
+    _patches.wrap(Router, "_session_joined", _joined)
+    _patches.wrap(Router, "_session_left", _left)
 
 
 def install_counters(c: Counts = counts) -> bool:
@@ -205,8 +198,8 @@ def install_counters(c: Counts = counts) -> bool:
 
         return processInvocationError
 
-    _replace(Dealer, "_call", dispatched)
-    _replace(Dealer, "processInvocationError", failed)
+    _patches.wrap(Dealer, "_call", dispatched)
+    _patches.wrap(Dealer, "processInvocationError", failed)
     return True
 
 
@@ -246,9 +239,4 @@ def uninstall() -> None:
     """Undo :func:`install` and :func:`install_counters`, forget the routers (for tests)."""
     _routers.clear()
     _retired.clear()
-    while _installed:
-        _, (owner, name, previous) = _installed.popitem()
-        if previous is None:
-            delattr(owner, name)
-        else:
-            setattr(owner, name, previous)
+    _patches.undo()

@@ -66,6 +66,7 @@ from twisted.logger import Logger
 
 from router.config import Limits
 from router.metrics import note_connection_refused
+from router.patches import Patches
 from router.peers import Networks, client_address
 
 __all__ = [
@@ -138,7 +139,7 @@ TRACEBACK_FRAMES = 12
 _log = Logger()
 #: Reverse proxies whose headers name the client in log lines (:func:`router.peers.client_address`).
 _trusted: Networks = ()
-_installed: dict[str, Any] = {}
+_patches = Patches()
 # Set on a connection once its protocol error has been logged: one line per connection, whatever follows.
 _REFUSED = "_switchboard_refused"
 
@@ -453,41 +454,30 @@ def _without_batched(original: Callable[..., None]) -> Callable[..., None]:
     return __init__
 
 
-def _replace(owner: Any, name: str, value: Any) -> None:
-    key = f"{owner.__module__}.{owner.__qualname__}.{name}"
-    _installed.setdefault(key, (owner, name, owner.__dict__.get(name)))
-    setattr(owner, name, value)
-
-
 def install(limits: Limits, trusted_proxies: Networks = ()) -> None:
     """Install the overrides of this module in this process (the router worker), once."""
-    if _installed:
+    if _patches:
         return
     global _trusted
     _trusted = trusted_proxies
     limit = limits.max_nesting
     ser = wamp_serializer.Serializer
-    _replace(ser, "unserialize", _checked_unserialize(ser.unserialize, limit))
+    _patches.replace(ser, "unserialize", _checked_unserialize(ser.unserialize, limit))
     for cls, too_deep in (
         (wamp_serializer.MsgPackObjectSerializer, msgpack_too_deep),
         (wamp_serializer.CBORObjectSerializer, cbor_too_deep),
     ):
-        _replace(cls, "unserialize", _checked_object_unserialize(cls.unserialize, too_deep, limit))
-    _replace(wamp_websocket.WampWebSocketProtocol, "onMessage", _websocket_on_message)
+        _patches.replace(cls, "unserialize", _checked_object_unserialize(cls.unserialize, too_deep, limit))
+    _patches.replace(wamp_websocket.WampWebSocketProtocol, "onMessage", _websocket_on_message)
     server = crossbar_protocol.WampWebSocketServerProtocol
-    _replace(server, "_fail_connection", _quiet_fail_connection(server._fail_connection))
-    _replace(server, "dropConnection", _quiet_drop_connection(server.dropConnection))
-    _replace(server, "send", _quiet_send(server.send))
-    _replace(rawsocket.WampRawSocketProtocol, "stringReceived", _rawsocket_string_received)
+    _patches.replace(server, "_fail_connection", _quiet_fail_connection(server._fail_connection))
+    _patches.replace(server, "dropConnection", _quiet_drop_connection(server.dropConnection))
+    _patches.replace(server, "send", _quiet_send(server.send))
+    _patches.replace(rawsocket.WampRawSocketProtocol, "stringReceived", _rawsocket_string_received)
     factory = crossbar_protocol.WampWebSocketServerFactory
-    _replace(factory, "__init__", _without_batched(factory.__init__))
+    _patches.replace(factory, "__init__", _without_batched(factory.__init__))
 
 
 def uninstall() -> None:
     """Undo :func:`install` (for tests)."""
-    while _installed:
-        _, (owner, name, previous) = _installed.popitem()
-        if previous is None:
-            delattr(owner, name)
-        else:
-            setattr(owner, name, previous)
+    _patches.undo()

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, backoffDelay, NOT_CONNECTED } from '../../web/lib/switchboard.js';
+import { connect, backoffDelay, pageSocketUrl, NOT_CONNECTED } from '../../web/lib/switchboard.js';
 
 const require = createRequire(import.meta.url);
 // autobahn-js 26 expects a global WebSocket (Node >= 22); on Node 20 take it from `ws`, with an error
@@ -136,6 +136,16 @@ function plainSession(options = {}) {
     'plain autobahn join',
   );
 }
+
+test('pageSocketUrl: the page\'s own /ws; ?ws= only for another path of the same host and port', () => {
+  const page = (search, protocol = 'http:') => ({ protocol, host: '127.0.0.1:8080', search });
+  assert.equal(pageSocketUrl(page('')), 'ws://127.0.0.1:8080/ws');
+  assert.equal(pageSocketUrl(page('', 'https:')), 'wss://127.0.0.1:8080/ws');
+  assert.equal(pageSocketUrl(page('?ws=ws://127.0.0.1:8080/other')), 'ws://127.0.0.1:8080/other');
+  for (const elsewhere of ['ws://127.0.0.1:9999/ws', 'ws://evil.example:8080/ws', 'ws://127.0.0.1/ws', 'not a url', '']) {
+    assert.equal(pageSocketUrl(page(`?ws=${encodeURIComponent(elsewhere)}`)), 'ws://127.0.0.1:8080/ws', elsewhere);
+  }
+});
 
 test('backoffDelay: grows by factor, is capped at max, jitter shortens by at most its fraction', () => {
   const b = { initial: 0.5, max: 30, factor: 2, jitter: 0.5 };

@@ -7,7 +7,7 @@
 // the admin API is logged out again with the router's answer. The DOM ids and data attributes are a contract
 // with the browser test (tests/browser/admin.test.mjs): keep them stable.
 
-import { connect } from '../lib/switchboard.js';
+import { connect, pageSocketUrl } from '../lib/switchboard.js';
 
 const ADMIN = 'switchboard.admin.';
 const SESSIONS_REFRESH_MS = 5000;
@@ -16,18 +16,7 @@ const CONFIRM_MS = 4000; // a destructive button stays armed this long after the
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-// ?ws= may only name the page's own host and port (another path): a link must never send a login to another
-// server, not even to another port of this host.
-const OWN_WS = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const WS_URL = sameHost(params.get('ws')) ? params.get('ws') : OWN_WS;
-
-function sameHost(url) {
-  try {
-    return url !== null && new URL(url).host === location.host;
-  } catch {
-    return false;
-  }
-}
+const WS_URL = pageSocketUrl(location); // ?ws= only for another path of this host and port
 
 let client = null;
 let me = null; // {authid, authrole, session}

@@ -22,6 +22,23 @@ export class ClientError extends Error {
   }
 }
 
+/**
+ * The WebSocket URL a page served by the node connects to: `ws(s)://<the page's host:port>/ws`, or the `?ws=`
+ * of the page's address when it names the page's own host and port (another path). A link must never send a
+ * login to another server, not even to another port of the same host.
+ * @param {{protocol: string, host: string, search: string}} page the page's `location`
+ * @returns {string}
+ */
+export function pageSocketUrl(page) {
+  const own = `${page.protocol === 'https:' ? 'wss' : 'ws'}://${page.host}/ws`;
+  const asked = new URLSearchParams(page.search).get('ws');
+  try {
+    return asked !== null && new URL(asked).host === page.host ? asked : own;
+  } catch {
+    return own;
+  }
+}
+
 /** Backoff defaults, in seconds: the first retry after `initial`, each next one `factor` times longer, at
  * most `max`, each shortened by a random fraction of at most `jitter` so clients do not retry in step. */
 export const DEFAULT_BACKOFF = Object.freeze({ initial: 0.5, max: 30, factor: 2, jitter: 0.5 });
