@@ -14,10 +14,10 @@ Key = tuple[str, str, str]  # group, case, system
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "rpc": [("calls/s", "rate", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"), ("p99 ms", "p99_ms", "{:.2f}"),
             ("router CPU µs/call", "cpu_us", "{:.0f}"), ("router CPU %", "router_cpu_pct", "{:.0f}"),
-            ("router RSS MiB", "rss_mib", "{:.0f}")],
+            ("load CPU %", "load_cpu_pct", "{:.0f}"), ("router RSS MiB", "rss_mib", "{:.0f}")],
     "fanout": [("deliveries/s", "rate", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"), ("p99 ms", "p99_ms", "{:.2f}"),
                ("router CPU µs/delivery", "cpu_us", "{:.1f}"), ("router CPU %", "router_cpu_pct", "{:.0f}"),
-               ("router RSS MiB", "rss_mib", "{:.0f}")],
+               ("load CPU %", "load_cpu_pct", "{:.0f}"), ("router RSS MiB", "rss_mib", "{:.0f}")],
     "idle": [("joins/s", "rate", "{:.0f}"), ("router RSS KiB/session", "rss_per_session_kib", "{:.1f}"),
              ("router RSS MiB", "rss_mib", "{:.0f}")],
     "login": [("logins/s", "rate", "{:.0f}"), ("router CPU µs/login", "cpu_us", "{:.0f}"),
@@ -133,3 +133,32 @@ def _ratio(value: float | None, base: float | None, lower_better: bool) -> str:
     if not value or not base:
         return ""
     return f"{(base / value) if lower_better else (value / base):.2f}"
+
+
+def profile_summary(collapsed: str, top: int = 25) -> str:
+    """The frames of a py-spy ``raw`` (collapsed stacks) profile taking the most samples, as text lines: by own
+    time (the innermost frame) and by total time (anywhere on the stack, counted once per stack), in percent
+    of the samples in which the process was busy (a stack ending in the reactor's poll is idle)."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    busy = idle = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        if frames[-1].split(" ")[0].endswith((".doPoll", ".doIteration")):
+            idle += count
+            continue
+        busy += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    lines = [f"{busy} busy samples ({idle} idle in the reactor's poll left out)", "", "own time:"]
+    for frame, count in sorted(own.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"  {100 * count / max(1, busy):5.1f} %  {frame}")
+    lines += ["", "total time:"]
+    for frame, count in sorted(total.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"  {100 * count / max(1, busy):5.1f} %  {frame}")
+    return "\n".join(lines)

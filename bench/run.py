@@ -5,16 +5,25 @@ The benchmark suite: Switchboard vs a bare Crossbar node vs an echo server, in o
     .venv/bin/python bench/run.py --quick         # every scenario once with tiny sizes (the CI smoke run)
     .venv/bin/python bench/run.py --only rpc,fanout --reps 5 --json results.json
 
-Scenarios (load from Node: autobahn-js over WebSocket/JSON, bench/js/clients.js over RawSocket/msgpack):
+Scenarios (load from Node, bench/js: for ``rpc`` and ``fanout`` a lean WAMP client over WebSocket/JSON and
+RawSocket/msgpack, so the load generator is not the bottleneck, and autobahn-js as a second case; autobahn-js
+for the others):
 
-- ``rpc``: one callee and one caller session, 1/16/64 calls in flight, WebSocket/JSON and RawSocket/msgpack;
-- ``fanout``: one publisher, 1/10/100/1000 subscribers (deliveries/s, publish-to-receive latency);
+- ``rpc``: one callee and one caller session, 1/16/64 calls in flight, WebSocket/JSON and RawSocket/msgpack,
+  and WebSocket/JSON with autobahn-js at 16 in flight;
+- ``fanout``: one publisher, 1/10/100/1000 subscribers (deliveries/s, publish-to-receive latency), and
+  100 subscribers with autobahn-js;
 - ``idle``: 1k and 10k joined idle sessions on a freshly started node (join rate, router RSS per session);
   these fresh starts also give the startup time (ready line vs. port open) and RSS at ready;
 - ``login``: join + leave in a loop, per auth method, with a canary session calling an RPC every 5 ms;
 - ``channels`` (Switchboard only): on one node, fan-out to 100 subscribers of a channel topic with history
   and presence and of a plain topic, taking turns; then, on fresh nodes, router RSS before and after
   10k events stored in the channel's history.
+
+``--profile DIR`` samples each router worker with py-spy (the ``bench`` extra) over every measured
+``rpc`` and ``fanout`` load and writes a flame graph (``.svg``), its collapsed stacks (``.txt``) and a
+summary of the top frames (``.top.txt``) per system and case, the last repetition's winning; py-spy runs
+on the load's CPU, so the rates of such a run are not the figures to quote.
 
 For each scenario the systems take turns (switchboard, crossbar, echo, switchboard, ...), each repetition
 in a fresh load process; the report gives medians. The router is pinned to CPU 0 and the load to CPU 1
@@ -41,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import render
+from report import profile_summary, render
 from targets import (
     AUTHID,
     CHANNEL_HISTORY_SIZE,
@@ -58,6 +67,7 @@ from targets import (
 )
 
 LOAD_JS = ROOT / "bench" / "js" / "load.js"
+BIN_DIR = Path(sys.executable).parent
 SYSTEMS = ("switchboard", "crossbar", "echo")
 ECHO_SCENARIOS = {"rpc", "idle"}  # the echo server has no pub/sub and no login
 SCENARIOS = ("rpc", "fanout", "idle", "login", "channels")
@@ -65,6 +75,9 @@ PLAIN_TOPIC = "bench.fanout"
 CHANNEL_TOPIC = f"{CHANNEL_PREFIX}.fanout"
 #: Events per topic in the RSS measurement: the channel's history size, so every event stays stored.
 EVENTS_PER_TOPIC = CHANNEL_HISTORY_SIZE
+#: The WebSocket/JSON client of the rpc and fanout cases (bench/js/clients.js), and the second one's case suffix.
+LEAN, AUTOBAHN = "lean", "autobahn"
+AUTOBAHN_CASE = " autobahn-js"
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,8 @@ class Plan:
     rpc_windows: tuple[int, ...]
     transports: tuple[str, ...]
     fanout: tuple[int, ...]
+    autobahn_rpc_windows: tuple[int, ...]  # the WebSocket/JSON rpc cases also run with autobahn-js
+    autobahn_fanout: tuple[int, ...]  # the fan-out cases also run with autobahn-js
     idle: tuple[int, ...]
     logins: tuple[str, ...]
     login_concurrency: int
@@ -83,10 +98,10 @@ class Plan:
 
 
 PLANS = {
-    "full": Plan(3, 5.0, 1000, (1, 16, 64), ("websocket", "rawsocket"), (1, 10, 100, 1000), (1000, 10000),
-                 LOGIN_METHODS, 8, 100, 10000),
-    "quick": Plan(1, 0.5, 200, (16,), ("websocket", "rawsocket"), (10,), (100,), ("anonymous", "ticket"), 2,
-                  10, 2000),
+    "full": Plan(3, 5.0, 1000, (1, 16, 64), ("websocket", "rawsocket"), (1, 10, 100, 1000), (16,), (100,),
+                 (1000, 10000), LOGIN_METHODS, 8, 100, 10000),
+    "quick": Plan(1, 0.5, 200, (16,), ("websocket", "rawsocket"), (10,), (), (), (100,), ("anonymous", "ticket"),
+                  2, 10, 2000),
 }  # fmt: skip
 
 
@@ -164,8 +179,16 @@ def load(options: dict[str, Any], cpus: set[int], timeout: float) -> Iterator[Lo
 class Suite:
     """Runs the chosen scenarios against the chosen systems, taking turns, and collects one sample each."""
 
-    def __init__(self, plan: Plan, only: set[str], workdir: Path, systems: tuple[str, ...] = SYSTEMS) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        only: set[str],
+        workdir: Path,
+        systems: tuple[str, ...] = SYSTEMS,
+        profile: Path | None = None,
+    ) -> None:
         self.plan = plan
+        self.profile = profile
         self.only = only
         self.all_systems = systems
         self.workdir = workdir
@@ -188,38 +211,79 @@ class Suite:
     def options(self, target: Target, scenario: str, **extra: Any) -> dict[str, Any]:
         return {"scenario": scenario, "target": target.describe(), "warmup_ms": self.plan.warmup_ms, **extra}
 
-    def measured(self, target: Target, options: dict[str, Any]) -> dict[str, Any]:
-        """Run one load to its result; add the router CPU per operation over the measured interval."""
+    def measured(self, target: Target, options: dict[str, Any], label: str = "") -> dict[str, Any]:
+        """Run one load to its result; add the router CPU per operation over the measured interval (and,
+        with ``--profile``, sample the router with py-spy over it; ``label`` names the files)."""
         pids = target.router_pids()
         with load(options, self.cpus.load, timeout=self.plan.duration + 120) as proc:
             proc.expect("ready")
             proc.expect("measure")
-            cpu0 = cpu_seconds(pids)
-            proc.expect("stop")
-            cpu = cpu_seconds(pids) - cpu0
+            cpu0, load0 = cpu_seconds(pids), cpu_seconds([proc.process.pid])
+            with self.profiled(target, pids, label):
+                proc.expect("stop")
+                cpu, load_cpu = cpu_seconds(pids) - cpu0, cpu_seconds([proc.process.pid]) - load0
             result = proc.expect("result")
         result["cpu_us"] = cpu * 1e6 / max(1, result["ops"])
         result["router_cpu_pct"] = 100 * cpu / result["seconds"]
+        result["load_cpu_pct"] = 100 * load_cpu / result["seconds"]
         result["rss_mib"] = rss_kib(pids) / 1024
         return result
+
+    @contextmanager
+    def profiled(self, target: Target, pids: list[int], label: str) -> Iterator[None]:
+        """With ``--profile`` and a ``label``: py-spy on each router process while the body runs."""
+        if self.profile is None or not label or target.kind != "wamp":
+            yield
+            return
+        self.profile.mkdir(parents=True, exist_ok=True)
+        spy = str(BIN_DIR / "py-spy")
+        seconds = str(max(1, int(self.plan.duration)))
+        runs: list[tuple[Path, subprocess.Popen[bytes]]] = []
+        for n, pid in enumerate(pids):
+            stem = f"{target.name}-{label}" + (f"-{n}" if len(pids) > 1 else "")
+            for fmt, suffix in (("flamegraph", ".svg"), ("raw", ".txt")):
+                out = self.profile / (stem.replace(" ", "-") + suffix)
+                command = [spy, "record", "--pid", str(pid), "--format", fmt, "--output", str(out), "--duration",
+                           seconds, "--rate", "250", "--nonblocking", "--function"]  # fmt: skip
+                spying = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          preexec_fn=lambda: os.sched_setaffinity(0, self.cpus.load))  # fmt: skip
+                runs.append((out, spying))
+        try:
+            yield
+        finally:
+            for out, run in runs:
+                try:
+                    run.wait(timeout=self.plan.duration + 30)
+                except subprocess.TimeoutExpired:
+                    run.kill()
+                    run.wait(timeout=10)
+                if out.suffix == ".txt" and out.exists():
+                    out.with_suffix(".top.txt").write_text(profile_summary(out.read_text()) + "\n")
 
     # -- scenarios ---------------------------------------------------------------------------------------
 
     def rpc(self, target: Target) -> None:
-        for transport in self.plan.transports:
-            for window in self.plan.rpc_windows:
-                options = self.options(target, "rpc", transport=transport, window=window, duration=self.plan.duration)
-                r = self.measured(target, options)
-                self.record("rpc", f"{transport} w{window}", target, rate=r["rate"], p50_ms=r["p50_ms"],
-                            p99_ms=r["p99_ms"], cpu_us=r["cpu_us"], router_cpu_pct=r["router_cpu_pct"],
-                            rss_mib=r["rss_mib"])  # fmt: skip
+        cases = [(t, w, LEAN) for t in self.plan.transports for w in self.plan.rpc_windows]
+        cases += [("websocket", w, AUTOBAHN) for w in self.plan.autobahn_rpc_windows]
+        for transport, window, client in cases:
+            case = f"{transport} w{window}" + (AUTOBAHN_CASE if client == AUTOBAHN else "")
+            options = self.options(target, "rpc", transport=transport, window=window, duration=self.plan.duration,
+                                   client=client)  # fmt: skip
+            r = self.measured(target, options, "rpc-" + case)
+            self.record("rpc", case, target, rate=r["rate"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
+                        cpu_us=r["cpu_us"], router_cpu_pct=r["router_cpu_pct"], load_cpu_pct=r["load_cpu_pct"],
+                        rss_mib=r["rss_mib"])  # fmt: skip
 
     def fanout(self, target: Target) -> None:
-        for n in self.plan.fanout:
-            options = self.options(target, "fanout", transport="websocket", subscribers=n, duration=self.plan.duration)
-            r = self.measured(target, options)
-            self.record("fanout", f"{n} subscribers", target, rate=r["rate"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
-                        cpu_us=r["cpu_us"], router_cpu_pct=r["router_cpu_pct"], rss_mib=r["rss_mib"])  # fmt: skip
+        cases = [(n, LEAN) for n in self.plan.fanout] + [(n, AUTOBAHN) for n in self.plan.autobahn_fanout]
+        for n, client in cases:
+            case = f"{n} subscribers" + (AUTOBAHN_CASE if client == AUTOBAHN else "")
+            options = self.options(target, "fanout", transport="websocket", subscribers=n, duration=self.plan.duration,
+                                   client=client)  # fmt: skip
+            r = self.measured(target, options, "fanout-" + case)
+            self.record("fanout", case, target, rate=r["rate"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
+                        cpu_us=r["cpu_us"], router_cpu_pct=r["router_cpu_pct"], load_cpu_pct=r["load_cpu_pct"],
+                        rss_mib=r["rss_mib"])  # fmt: skip
 
     def login_options(self, target: Target, method: str) -> dict[str, Any]:
         credentials = {"authid": AUTHID, "password": PASSWORD, "seed": SEED}
@@ -349,6 +413,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--json", type=Path, help="also write every sample and the medians to this file")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(STARTERS)}")
+    parser.add_argument("--profile", type=Path, help="py-spy flame graphs of the router workers into this directory")
     args = parser.parse_args()
     plan = PLANS["quick" if args.quick else "full"]
     if args.reps or args.duration:
@@ -363,7 +428,7 @@ def main() -> int:
     command = shlex.join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
     print(f"command: {command}", flush=True)
     with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
-        suite = Suite(plan, only, Path(tmp), systems)
+        suite = Suite(plan, only, Path(tmp), systems, args.profile)
         suite.run()
     text, medians = render(suite.samples, command, plan.reps, plan.duration)
     print(text)

@@ -387,6 +387,10 @@ STARTERS: dict[str, Callable[[Path], Target]] = {
     "switchboard-nowsframe": lambda workdir: start_switchboard(
         workdir, overrides=ONE_LOAD_ADDRESS, name="switchboard-nowsframe", env={"SWITCHBOARD_WSFRAME": "0"}
     ),
+    # router/seam/fastpath.py switched off: what the synchronous fast paths are worth.
+    "switchboard-nofastpath": lambda workdir: start_switchboard(
+        workdir, overrides=ONE_LOAD_ADDRESS, name="switchboard-nofastpath", env={"SWITCHBOARD_FASTPATH": "0"}
+    ),
     # /metrics not served, so nothing counted per message: what the metrics cost (bench/metrics_overhead.py).
     "switchboard-nometrics": lambda workdir: start_switchboard(
         workdir, overrides=NO_METRICS, name="switchboard-nometrics"

@@ -1,10 +1,14 @@
 // Clients for the load generator, all with one small promise API:
 //   call(procedure, args) -> result args     register(procedure, fn)     subscribe(topic, fn(args))
 //   publish(topic, args)                     close()
-//   publishAcked(topic, args): WebSocket/JSON only, resolves when the router has accepted the event
-// - WebSocket/JSON: autobahn-js, the client most JavaScript users run.
-// - RawSocket/msgpack: autobahn-js speaks RawSocket with JSON only, so a minimal WAMP client (anonymous
-//   join, RPC, pub/sub) over RawSocket framing with msgpackr. It does no more than a router needs to see.
+//   publishAcked(topic, args): autobahn-js only, resolves when the router has accepted the event
+// - WebSocket/JSON, client 'lean' (the rpc and fanout default): a minimal WAMP client (anonymous join, RPC,
+//   pub/sub) over `ws`, so the load side costs as little as possible per message (bench/run.py reports its
+//   CPU beside the router's), the same for every system.
+// - WebSocket/JSON, client 'autobahn': autobahn-js, the client most JavaScript users run (every other
+//   scenario, and the second rpc/fanout case).
+// - RawSocket/msgpack: autobahn-js speaks RawSocket with JSON only, so the same minimal WAMP client over
+//   RawSocket framing with msgpackr. It does no more than a router needs to see.
 // - Echo: the same framings without WAMP, for the echo-server ceiling; `call` sends a WAMP-sized message
 //   and resolves when it comes back.
 'use strict';
@@ -155,7 +159,33 @@ const YIELD = 70;
 const ROLES = { caller: {}, callee: {}, publisher: {}, subscriber: {} };
 
 /** Minimal anonymous WAMP session over RawSocket/msgpack. */
-async function openRawWamp(target) {
+function openRawWamp(target) {
+  return leanSession(target.realm, async (receive) => {
+    const frames = await RawFrames.open(target.host, target.rawsocket, 'msgpack', (p) => receive(msgpack.unpack(p)));
+    return { send: (msg) => frames.write(msgpack.pack(msg)), close: () => frames.close() };
+  });
+}
+
+/** Minimal anonymous WAMP session over WebSocket/JSON (`ws`, no per-message objects beyond the JSON). */
+function openWebSocketWamp(target) {
+  return leanSession(
+    target.realm,
+    (receive) =>
+      withTimeout(
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(target.url, ['wamp.2.json'], { perMessageDeflate: false });
+          ws.on('open', () => resolve({ send: (msg) => ws.send(JSON.stringify(msg)), close: () => ws.terminate() }));
+          ws.on('message', (data) => receive(JSON.parse(data)));
+          ws.on('error', reject);
+          ws.on('close', () => reject(new Error('connection closed')));
+        }),
+        'websocket connect',
+      ),
+  );
+}
+
+/** A minimal anonymous WAMP session on `realm` over `connect(receive) -> {send(msg), close()}`. */
+async function leanSession(realm, connect) {
   let nextId = 0;
   const pending = new Map();
   const endpoints = new Map();
@@ -164,8 +194,7 @@ async function openRawWamp(target) {
   const welcome = new Promise((resolve, reject) => {
     joined = { resolve, reject };
   });
-  const frames = await RawFrames.open(target.host, target.rawsocket, 'msgpack', (payload) => {
-    const msg = msgpack.unpack(payload);
+  const wire = await connect((msg) => {
     switch (msg[0]) {
       case WELCOME:
         joined.resolve();
@@ -196,20 +225,20 @@ async function openRawWamp(target) {
         handlers.get(msg[1])(msg[4] ?? []);
         break;
       case GOODBYE:
-        frames.close();
+        wire.close();
         break;
       default:
         break;
     }
   });
-  const send = (msg) => frames.write(msgpack.pack(msg));
+  const send = (msg) => wire.send(msg);
   const request = (msg) =>
     new Promise((resolve, reject) => {
       pending.set(msg[1], { resolve, reject });
       send(msg);
     });
-  send([HELLO, target.realm, { roles: ROLES, authmethods: ['anonymous'] }]);
-  await withTimeout(welcome, 'rawsocket join');
+  send([HELLO, realm, { roles: ROLES, authmethods: ['anonymous'] }]);
+  await withTimeout(welcome, 'lean client join');
   return {
     call: (procedure, args) => request([CALL, ++nextId, {}, procedure, args]).then((a) => a?.[0]),
     register: async (procedure, fn) => endpoints.set(await request([REGISTER, ++nextId, {}, procedure]), fn),
@@ -217,7 +246,7 @@ async function openRawWamp(target) {
     publish: (topic, args) => send([PUBLISH, ++nextId, {}, topic, args]),
     close: async () => {
       send([GOODBYE, {}, 'wamp.close.normal']);
-      frames.close();
+      wire.close();
     },
   };
 }
@@ -261,10 +290,12 @@ async function openRawEcho(target) {
   };
 }
 
-/** Open a client of `target` ({kind: 'wamp'|'echo', url, host, rawsocket, realm}) over `transport`. */
-function open(target, transport, auth) {
+/** Open a client of `target` ({kind: 'wamp'|'echo', url, host, rawsocket, realm}) over `transport`;
+ * `client` 'lean' or 'autobahn' (the default) for WebSocket/JSON. */
+function open(target, transport, auth, client = 'autobahn') {
   if (target.kind === 'echo') return transport === 'rawsocket' ? openRawEcho(target) : openWebSocketEcho(target);
   if (transport === 'rawsocket') return openRawWamp(target);
+  if (client === 'lean' && !auth) return openWebSocketWamp(target);
   return openAutobahn(target, 'json', auth);
 }
 

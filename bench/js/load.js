@@ -1,9 +1,10 @@
 // Load generator driven by bench/run.py: `node load.js '<json options>'`.
 // Prints JSON lines on stdout: {"event": "ready"} once connected, {"event": "measure"} when the measured
 // interval starts (after a warm-up), {"event": "stop"} when it ends (before any teardown), then
-// {"event": "result", ...}. Scenarios:
-//   rpc     {transport, window, duration}: one callee, one caller keeping `window` calls in flight
-//   fanout  {subscribers, duration, topic?, presence?}: one publisher, N subscribers of one topic (EXACT),
+// {"event": "result", ...}. `client` ('lean' or 'autobahn', the default) picks the WebSocket/JSON client
+// (bench/js/clients.js). Scenarios:
+//   rpc     {transport, window, duration, client?}: one callee, one caller keeping `window` calls in flight
+//   fanout  {subscribers, duration, topic?, presence?, client?}: one publisher, N subscribers of one topic (EXACT),
 //           a bounded event window; with `presence` the topic is a presence channel: checks it lists N members
 //   store   {prefix, topics, events}: publish `events` acknowledged events round-robin to `topics` topics of a
 //           history channel once a line arrives on stdin, check the history has them, hold until stdin closes
@@ -98,11 +99,11 @@ async function rpc() {
   const clients = [];
   try {
     if (target.kind === 'wamp') {
-      const callee = await open(target, options.transport);
+      const callee = await open(target, options.transport, undefined, options.client);
       clients.push(callee);
       await callee.register('bench.echo', (args) => args[0]);
     }
-    const caller = await open(target, options.transport);
+    const caller = await open(target, options.transport, undefined, options.client);
     clients.push(caller);
     emit('ready');
     return await closedLoop(() => caller.call('bench.echo', [PAYLOAD]), options.window, options.duration);
@@ -112,14 +113,14 @@ async function rpc() {
 }
 
 /** Open `count` sessions, at most `concurrency` joining at once; resolves with them and the seconds spent. */
-async function openMany(count, concurrency, transport) {
+async function openMany(count, concurrency, transport, client) {
   const sessions = [];
   let next = 0;
   const began = now();
   async function opener() {
     while (next < count) {
       next += 1;
-      sessions.push(await open(target, transport));
+      sessions.push(await open(target, transport, undefined, client));
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, opener));
@@ -129,8 +130,8 @@ async function openMany(count, concurrency, transport) {
 async function fanout() {
   const n = options.subscribers;
   const topic = options.topic ?? 'bench.fanout';
-  const { sessions: subscribers } = await openMany(n, 50, options.transport);
-  const publisher = await open(target, options.transport);
+  const { sessions: subscribers } = await openMany(n, 50, options.transport, options.client);
+  const publisher = await open(target, options.transport, undefined, options.client);
   // Each event is done when all subscribers have it; at most `window` events are unfinished.
   const window = Math.max(1, Math.min(16, Math.floor(1000 / n)));
   const remaining = new Map();

@@ -19,7 +19,9 @@ Every place Switchboard reaches into Crossbar, autobahn or Twisted internals: on
   subscriptions;
 - :mod:`router.seam.metrics`: session join/leave event lines, and the per-message counts of ``/metrics``;
 - :mod:`router.seam.logging`: the controller's log events as records (level, source), no secret logged at
-  ``debug``.
+  ``debug``;
+- :mod:`router.seam.fastpath`: CALLs with a cached authorization decided without Deferreds, messages sent in
+  one function.
 
 **Versions.** :data:`VERIFIED` is the one table of the library versions these overrides were verified
 against (``pyproject.toml`` pins the install to the same versions). Each module lists the names it relies on
@@ -88,6 +90,7 @@ MODULES = (
     "subscriptions",
     "metrics",
     "logging",
+    "fastpath",
 )
 
 _log = Logger(namespace="switchboard.seam")
@@ -195,6 +198,10 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
         from router.seam import logging as secret_free_logging
 
         secret_free_logging.install()  # its controller half: router.seam.logging.controller_main
+    if use["fastpath"]:
+        from router.seam import fastpath
+
+        fastpath.install()  # last: it stands in for authorization's cache hits and framing's sendFrame
 
 
 # --- what the seam relies on, checked at run time (policy) and by the canary test -----------------------
