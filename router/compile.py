@@ -252,6 +252,8 @@ def _operations(
         },
         "metrics": {"token_sha256": ops.metrics_token_sha256},
     }
+    if config.workers > 1:  # the first worker's /metrics sums every worker's (router.operations.node_exposition)
+        extra["metrics"].update(workers=config.workers, control_socket=control_socket, realm=config.realms[0].name)
     return {
         path.strip("/"): {
             "type": "resource",

@@ -35,6 +35,7 @@ __all__ = [
     "link_role",
     "link_socket",
     "meta_uri",
+    "metrics_uri",
     "node_authid",
     "rlinks",
     "roles_uri",
@@ -66,6 +67,11 @@ _BOTH_WAYS = {
     "forward_local_invocations": True,
     "forward_remote_invocations": True,
 }
+
+
+def metrics_uri(worker: int) -> str:
+    """The metrics exposition of router worker ``worker`` (:class:`router.workers_agent.WorkerAgent`)."""
+    return f"{NODE_WORKER_PREFIX}{worker}.metrics"
 
 
 def worker_id(index: int) -> str:

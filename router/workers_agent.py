@@ -8,7 +8,9 @@ the ``trusted`` role only (the calls come from the admin component, over the wor
 - ``switchboard.node.worker.<k>.meta``: one procedure of the WAMP session meta API (:data:`META_PROCEDURES`),
   run in this worker (list, get, count, kill, kill by authid);
 - ``switchboard.node.worker.<k>.roles``: install the realm's role definitions here, as the admin API did in the
-  home worker.
+  home worker;
+- ``switchboard.node.worker.<k>.metrics``: this worker's Prometheus text exposition (:mod:`router.metrics`),
+  which the first worker's ``/metrics`` sums with its own (:func:`router.operations.node_exposition`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from autobahn.wamp.types import CallDetails, RegisterOptions
 from router import uris
 from router.authz.install import install_roles, realm_routers
 from router.component import ComponentSession
-from router.workers import MAX_WORKERS, meta_uri, roles_uri
+from router.workers import MAX_WORKERS, meta_uri, metrics_uri, roles_uri
 
 __all__ = ["META_PROCEDURES", "WorkerAgent", "each_worker"]
 
@@ -44,12 +46,19 @@ class WorkerAgent(ComponentSession):
         self._router = realm_routers(self, [details.realm])[details.realm]
         await self.register(self._meta, meta_uri(worker), options=RegisterOptions(details_arg="details"))
         await self.register(self._roles, roles_uri(worker), options=RegisterOptions(details_arg="details"))
+        await self.register(self._metrics, metrics_uri(worker), options=RegisterOptions(details_arg="details"))
 
     async def _meta(self, procedure: str, *args: Any, details: CallDetails, **kwargs: Any) -> Any:
         _trusted_only(details, "the worker meta relay")
         if procedure not in META_PROCEDURES:
             raise ApplicationError(uris.INVALID_ARGUMENT, f"{procedure!r} is not relayed")
         return await self.call(procedure, *args, **kwargs)
+
+    async def _metrics(self, *, details: CallDetails) -> str:
+        _trusted_only(details, "the worker metrics")
+        from router.metrics import exposition
+
+        return exposition()[0].decode()
 
     async def _roles(self, definitions: dict[str, Any], removed: list[str], *, details: CallDetails) -> None:
         _trusted_only(details, "the worker role installation")

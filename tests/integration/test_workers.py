@@ -13,6 +13,7 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
+from twisted.internet import task
 
 from components import uris as app
 from router import uris
@@ -20,7 +21,9 @@ from router.cli_node import inspect_node
 from router.control import control_session
 from router.launch import RunningNode
 from router.testkit import Inbox, session, start_node, wait
+from router.workers import LINK_ROLE, meta_uri, roles_uri
 from tests.conftest import demo_document, running, write_config
+from tests.integration.test_operations import anonymous_sessions, http_base, scrape, scrape_until
 from tests.integration.users import TestUser, add_user
 
 pytestmark = pytest.mark.integration
@@ -45,6 +48,10 @@ def two_workers(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     doc["realms"][0]["roles"]["anonymous"]["allow"].append(
         {"uri": CHANNEL, "match": "prefix", "actions": ["publish", "subscribe"], "disclose": True}
     )
+    # A role that may call anything, to show the agents answer the node's own sessions only.
+    doc["realms"][0]["roles"]["everything"] = {
+        "allow": [{"uri": "", "match": "prefix", "actions": ["call"], "disclose": True}]
+    }
     tmp = tmp_path_factory.mktemp("two-workers")
     with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
         yield node
@@ -152,15 +159,16 @@ async def test_status_counts_the_sessions_of_every_worker(reactor: Any, two_work
         listed = (await a.call(uris.ADMIN_SESSION_LIST))["count"]
         status = await inspect_node(reactor, two_workers.data_dir)
         assert status.sessions["demo"] == listed
-        components = 3  # chat, system and the admin API: sessions of the first worker, not trusted
+        components = 2  # chat and system (the backend role); the admin API and channels are trusted
         assert listed >= components + 3
 
 
 @pytest_twisted.ensureDeferred
 async def test_channel_history_records_publications_of_every_worker(reactor: Any, two_workers: RunningNode) -> None:
-    """Publications to a history channel from a session on either worker reach subscribers on both with one
-    publication id, and the history (kept by the first worker) numbers them in order under that id, so a
-    recovery by publication id works whichever worker the client is on."""
+    """Publications to a history channel from sessions on both workers reach subscribers on both with one
+    publication id each, and the history (kept by the first worker) holds each under that id, numbered in the
+    order it recorded them, which keeps each publisher's order; a recovery by publication id works from
+    either worker."""
     admin = add_user(two_workers, role="admin")
     topic = f"{CHANNEL}.t{uuid.uuid4().hex[:8]}"
     async with (
@@ -170,18 +178,66 @@ async def test_channel_history_records_publications_of_every_worker(reactor: Any
         inboxes = {worker: Inbox(reactor) for worker in sessions}
         for worker, s in sessions.items():
             await s.subscribe(inboxes[worker], topic, options=SubscribeOptions(details=True))
-        published = []
-        for worker in (1, 0, 1):
-            pub = await sessions[worker].publish(topic, f"from {worker}", options=PublishOptions(acknowledge=True))
-            published.append(pub.id)
+        by_worker: dict[int, list[int]] = {0: [], 1: []}
+        for worker in (1, 0, 1, 0, 1):
+            pub = await sessions[worker].publish(topic, worker, options=PublishOptions(acknowledge=True))
+            by_worker[worker].append(pub.id)
+        everything = sorted(by_worker[0] + by_worker[1])
         for inbox in inboxes.values():
-            received = [await inbox.next() for _ in published]
-            assert [r[1]["details"].publication for r in received] == published
-        kept = await sessions[1].call(uris.HISTORY_GET, topic)
-        assert [(e["publication"], e["seq"], e["args"]) for e in kept["events"]] == [
-            (pub, seq, [f"from {worker}"])
-            for seq, (pub, worker) in enumerate(zip(published, (1, 0, 1), strict=True), 1)
-        ]
-        after_first = await sessions[0].call(uris.HISTORY_GET, topic, after=published[0])
-        assert [e["publication"] for e in after_first["events"]] == published[1:]
+            received = [(await inbox.next())[1]["details"].publication for _ in everything]
+            assert sorted(received) == everything
+            for published in by_worker.values():  # each publisher's order
+                assert [p for p in received if p in published] == published
+        kept = (await sessions[1].call(uris.HISTORY_GET, topic))["events"]
+        assert [e["seq"] for e in kept] == [1, 2, 3, 4, 5]
+        recorded = [e["publication"] for e in kept]
+        assert sorted(recorded) == everything
+        for worker, published in by_worker.items():
+            assert [p for p in recorded if p in published] == published
+            assert all(e["args"] == [worker] for e in kept if e["publication"] in published)
+        after_first = await sessions[0].call(uris.HISTORY_GET, topic, after=recorded[0])
+        assert [e["publication"] for e in after_first["events"]] == recorded[1:]
         assert after_first["recovered"] is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_agents_answer_the_node_only(reactor: Any, two_workers: RunningNode) -> None:
+    """A client whose role may call every URI still cannot use a worker's agent: not_authorized, and its
+    target session stays open."""
+    caller, victim = add_user(two_workers, role="everything"), add_user(two_workers)
+    async with ticket(reactor, two_workers, caller) as c, ticket(reactor, two_workers, victim) as v:
+        for procedure, args in (
+            (meta_uri(1), ("wamp.session.kill_by_authid", victim.authid)),
+            (roles_uri(1), ({}, [])),
+        ):
+            with pytest.raises(ApplicationError) as refused:
+                await c.call(procedure, *args)
+            assert refused.value.error == uris.NOT_AUTHORIZED
+        assert v.is_attached()
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_sum_every_worker_counting_each_call_once(reactor: Any, two_workers: RunningNode) -> None:
+    """/metrics of the first worker sums both workers: the anonymous sessions of both are in the sessions
+    gauge (the links are not), and sys.info called from a session on each worker counts once per call, not
+    once more for the link that carried it; the exposition says it holds two workers."""
+    base = http_base(two_workers)
+    admin = add_user(two_workers, role="admin")
+    calls = ("switchboard_calls_total", (("procedure", app.SYS_INFO),))
+    async with (
+        ticket(reactor, two_workers, admin) as a,
+        on_each_worker(a, lambda: session(reactor, two_workers.url)) as sessions,
+    ):
+        listed = (await a.call(uris.ADMIN_SESSION_LIST))["sessions"]
+        anonymous = sum(1 for s in listed if s["authrole"] == "anonymous")
+        before = await scrape_until(reactor, base, lambda now: anonymous_sessions(now) == anonymous)
+        assert before[("switchboard_workers_scraped", ())] == 2
+        assert not [
+            labels for (name, labels) in before if name == "switchboard_sessions" and ("authrole", LINK_ROLE) in labels
+        ]
+        for s in sessions.values():
+            await s.call(app.SYS_INFO)
+        expected = before.get(calls, 0) + len(sessions)
+        after = await scrape_until(reactor, base, lambda now: now.get(calls, 0) >= expected)
+        await task.deferLater(reactor, 1.2, lambda: None)  # one exposition later: nothing counted twice
+        assert (await scrape(base))[calls] == after[calls] == expected
