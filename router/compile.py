@@ -35,6 +35,7 @@ from router.workers import (
     link_role,
     rlinks,
     worker_id,
+    worker_share,
 )
 
 __all__ = ["KIT_LOGIN_AUTHENTICATOR", "KIT_LOGIN_TRANSPORT_ID", "ROUTER_WORKER_ID", "compile_node"]
@@ -63,9 +64,11 @@ def compile_node(
     if config.workers > 1 and node_key is None:
         raise ValueError("more than one router worker needs the node key")
     key = node_key or ""
+    # With several router workers each applies its share of what clients can drive up (router.workers).
+    throttle = worker_share(config.throttle, config.limits, config.workers)[0]
     auth_config = {
         "store": store_path,
-        "throttle": dataclasses.asdict(config.throttle),
+        "throttle": dataclasses.asdict(throttle),
         "trusted_proxies": list(config.trusted_proxies),
     }
     components: list[dict[str, Any]] = [
@@ -221,7 +224,7 @@ def _bootstrap(config: Config, auth_config: dict[str, Any] | None, store_path: s
             "auth": auth_config,
             "store": store_path,
             "realms": {realm.name: dict(realm.role_definitions) for realm in config.realms},
-            "limits": dataclasses.asdict(config.limits),
+            "limits": dataclasses.asdict(worker_share(config.throttle, config.limits, config.workers)[1]),
             "trusted_proxies": list(config.trusted_proxies),
             "worker": worker,
             # Counting for /metrics costs a little per message: only when it is served.

@@ -18,10 +18,11 @@ forwarding events and calls both ways: a full mesh, so whatever crosses crosses 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from router.config import Cluster
+from router.config import Cluster, Limits, Throttle
 from router.uris import NODE_WORKER_PREFIX
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "rlinks",
     "roles_uri",
     "worker_id",
+    "worker_share",
 ]
 
 #: The home worker's id (the id of the only router worker of a one-worker node).
@@ -72,6 +74,37 @@ _BOTH_WAYS = {
 def metrics_uri(worker: int) -> str:
     """The metrics exposition of router worker ``worker`` (:class:`router.workers_agent.WorkerAgent`)."""
     return f"{NODE_WORKER_PREFIX}{worker}.metrics"
+
+
+def worker_share(throttle: Throttle, limits: Limits, workers: int) -> tuple[Throttle, Limits]:
+    """The limits each of ``workers`` router workers applies, so the node as a whole keeps its bounds.
+
+    Each worker counts only the logins, connections and log lines it sees, and the kernel spreads
+    connections over the workers at random: with the whole limit in each worker, a client trying from one
+    address would get up to ``workers`` times its allowance. So the counts a client can drive up are shared:
+    the login throttle's ``per_authid``, ``per_peer`` and ``delay_after``, ``max_connections_per_peer`` and
+    ``max_log_events`` become ``ceil(limit / workers)`` per worker (at most ``workers - 1`` above the
+    limit node-wide). Limits of one session (it lives in one worker) and of one process (memory, file
+    descriptors: ``max_connections``, ``authorization_cache``) stay whole.
+    """
+    if workers == 1:
+        return throttle, limits
+
+    def share(limit: int) -> int:
+        return -(-limit // workers)
+
+    shared_throttle = replace(
+        throttle,
+        per_authid=share(throttle.per_authid),
+        per_peer=share(throttle.per_peer),
+        delay_after=share(throttle.delay_after),
+    )
+    shared_limits = replace(
+        limits,
+        max_connections_per_peer=share(limits.max_connections_per_peer),
+        max_log_events=share(limits.max_log_events),
+    )
+    return shared_throttle, shared_limits
 
 
 def worker_id(index: int) -> str:

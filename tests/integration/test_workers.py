@@ -20,7 +20,7 @@ from router import uris
 from router.cli_node import inspect_node
 from router.control import control_session
 from router.launch import RunningNode
-from router.testkit import Inbox, session, start_node, wait
+from router.testkit import Inbox, JoinRefused, session, start_node, wait
 from router.workers import LINK_ROLE, meta_uri, roles_uri
 from tests.conftest import demo_document, running, write_config
 from tests.integration.test_operations import anonymous_sessions, http_base, scrape, scrape_until
@@ -241,3 +241,22 @@ async def test_metrics_sum_every_worker_counting_each_call_once(reactor: Any, tw
         after = await scrape_until(reactor, base, lambda now: now.get(calls, 0) >= expected)
         await task.deferLater(reactor, 1.2, lambda: None)  # one exposition later: nothing counted twice
         assert (await scrape(base))[calls] == after[calls] == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_login_throttle_holds_for_the_node_not_per_worker(reactor: Any, two_workers: RunningNode) -> None:
+    """Twelve wrong passwords for one user from one address, spread over both workers by the kernel: at most
+    per_authid (5) rounded up to a multiple of the workers (6) are checked, the rest refused by the throttle
+    (with the whole limit in each worker, up to 10 would be checked)."""
+    base = http_base(two_workers)
+    victim = add_user(two_workers)
+    refusals = ("switchboard_login_throttle_refusals_total", ())
+    before = (await scrape(base)).get(refusals, 0)
+    for _ in range(12):
+        with pytest.raises(JoinRefused) as refused:
+            async with session(reactor, two_workers.url, authmethod="ticket", authid=victim.authid, ticket="wrong"):
+                pass
+        assert refused.value.reason == uris.NOT_AUTHORIZED
+    # At least 6 refused (more when the kernel gave one worker fewer than its 3: those it checks all).
+    after = await scrape_until(reactor, base, lambda now: now.get(refusals, 0) >= before + 12 - 6)
+    assert after[refusals] - before >= 12 - 6

@@ -4,6 +4,7 @@ pure naming of workers, links and sockets (router.workers)."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,21 @@ def test_a_cluster_node_listens_for_its_peers_and_dials_those_with_a_url(tmp_pat
         from crossbar.personality import Personality
 
     Personality.check_config(Personality, node)
+
+
+def test_each_worker_applies_its_share_of_what_clients_drive_up() -> None:
+    """Login throttle counts, connections per address and log lines per second are split over the workers
+    (rounded up), so a client spread over them gets its allowance once, not once per worker; per-session and
+    per-process limits stay whole; one worker keeps everything."""
+    from router.workers import worker_share
+
+    config = parse_config(demo_document(), Path("."))
+    throttle = replace(config.throttle, per_authid=5, per_peer=50, delay_after=10)
+    limits = replace(config.limits, max_connections_per_peer=100, max_log_events=100, max_pending_calls=100)
+    assert worker_share(throttle, limits, 1) == (throttle, limits)
+    shared_throttle, shared_limits = worker_share(throttle, limits, 4)
+    assert (shared_throttle.per_authid, shared_throttle.per_peer, shared_throttle.delay_after) == (2, 13, 3)
+    assert (shared_throttle.window, shared_throttle.max_delay) == (throttle.window, throttle.max_delay)
+    assert (shared_limits.max_connections_per_peer, shared_limits.max_log_events) == (25, 25)
+    assert shared_limits.max_pending_calls == 100
+    assert shared_limits.max_connections == limits.max_connections
