@@ -257,6 +257,7 @@ def _operations(
     }
     if config.workers > 1:  # the first worker's /metrics sums every worker's (router.operations.node_exposition)
         extra["metrics"].update(workers=config.workers, control_socket=control_socket, realm=config.realms[0].name)
+        extra["ready"]["workers"] = config.workers  # and /ready checks that every worker is linked
     return {
         path.strip("/"): {
             "type": "resource",

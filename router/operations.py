@@ -312,7 +312,29 @@ def readiness(reactor: Any, extra: Mapping[str, Any]) -> Readiness:
     async def components() -> str | None:
         return component_problems(extra["components"])
 
-    return Readiness(reactor, {"session": session, "store": store, "components": components})
+    checks: dict[str, Check] = {"session": session, "store": store, "components": components}
+    if extra.get("workers", 1) > 1:
+
+        async def workers() -> str | None:
+            return await unlinked_workers(reactor, extra)
+
+        checks["workers"] = workers
+    return Readiness(reactor, checks)
+
+
+async def unlinked_workers(reactor: Any, extra: Mapping[str, Any]) -> str | None:
+    """None when every other router worker's agent reaches the first worker over the links (router.workers),
+    else which do not; asked over a session of the control socket."""
+    from router.control import control_session
+    from router.workers import meta_uri
+
+    async with control_session(reactor, extra["control_socket"], extra["realm"], CHECK_TIMEOUT) as session:
+        missing = [
+            str(worker)
+            for worker in range(1, extra["workers"])
+            if await session.call("wamp.registration.lookup", meta_uri(worker)) is None
+        ]
+    return f"router worker(s) {', '.join(missing)} not linked" if missing else None
 
 
 def endpoint(extra: dict[str, Any]) -> resource.Resource:

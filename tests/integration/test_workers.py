@@ -23,7 +23,7 @@ from router.launch import RunningNode
 from router.testkit import Inbox, JoinRefused, session, start_node, wait
 from router.workers import LINK_ROLE, meta_uri, roles_uri
 from tests.conftest import demo_document, running, write_config
-from tests.integration.test_operations import anonymous_sessions, http_base, scrape, scrape_until
+from tests.integration.test_operations import anonymous_sessions, http_base, ready_becomes, scrape, scrape_until
 from tests.integration.users import TestUser, add_user
 
 pytestmark = pytest.mark.integration
@@ -83,10 +83,13 @@ async def on_each_worker(admin: Any, opening: Any) -> AsyncIterator[dict[int, An
 
 @pytest_twisted.ensureDeferred
 async def test_the_node_is_ready_only_with_every_worker_linked(reactor: Any, two_workers: RunningNode) -> None:
-    """The readiness report has the second worker, ready: its agent reaches the first worker over the link."""
+    """The readiness report has the second worker, ready: its agent reaches the first worker over the link;
+    /ready checks it too."""
     async with control_session(reactor, two_workers.control_socket, "demo") as s:
         report = await s.call(uris.NODE_COMPONENTS)
     assert {"class": "router worker 1", "realm": "demo", "state": "ready", "reason": None} in report
+    state = await ready_becomes(reactor, http_base(two_workers), 200)
+    assert state["checks"]["workers"] == {"ok": True}
 
 
 @pytest_twisted.ensureDeferred
