@@ -176,7 +176,12 @@ def _agents(config: Config, worker: int, store_path: str) -> list[dict[str, Any]
             "classname": "router.workers_agent.WorkerAgent",
             "realm": realm.name,
             "role": "trusted",
-            "extra": {"worker": worker, "store": store_path, "roles": dict(realm.role_definitions)},
+            "extra": {
+                "worker": worker,
+                "store": store_path,
+                "roles": dict(realm.role_definitions),
+                "channels": [dataclasses.asdict(c) for c in realm.channels],
+            },
         }
         for index, realm in enumerate(config.realms)
     ]

@@ -39,11 +39,21 @@ def _trusted_only(details: CallDetails, procedure: str) -> None:
 
 
 class WorkerAgent(ComponentSession):
-    """``extra``: ``worker`` (this worker's index, 1 or more)."""
+    """``extra``: ``worker`` (this worker's index, 1 or more), ``channels`` (the realm's, as for
+    :class:`router.channels.service.ChannelComponent`: their access rules apply here too)."""
 
     async def onJoin(self, details: Any) -> None:
         worker = int(self.config.extra["worker"])
         self._router = realm_routers(self, [details.realm])[details.realm]
+        channels = self.config.extra.get("channels", [])
+        if channels:
+            # Who may use the channel URIs is decided here as in the first worker (router.channels.access); the
+            # history itself is kept there, and this worker's publications reach it over the links.
+            from router.channels.index import ChannelIndex
+            from router.config import Channel
+            from router.seam.channels import attach
+
+            attach(self._router, ChannelIndex(Channel(**c) for c in channels), None, None)
         await self.register(self._meta, meta_uri(worker), options=RegisterOptions(details_arg="details"))
         await self.register(self._roles, roles_uri(worker), options=RegisterOptions(details_arg="details"))
         await self.register(self._metrics, metrics_uri(worker), options=RegisterOptions(details_arg="details"))

@@ -20,6 +20,8 @@ Every place Switchboard reaches into Crossbar, autobahn or Twisted internals: on
 - :mod:`router.seam.metrics`: session join/leave event lines, and the per-message counts of ``/metrics``;
 - :mod:`router.seam.logging`: the controller's log events as records (level, source), no secret logged at
   ``debug``.
+- :mod:`router.seam.rlinks`: Crossbar's router-to-router links (between router workers, between nodes)
+  forward errors, identities, patterns, progressive results and publication ids as one router would.
 
 **Versions.** :data:`VERIFIED` is the one table of the library versions these overrides were verified
 against (``pyproject.toml`` pins the install to the same versions). Each module lists the names it relies on
@@ -88,6 +90,7 @@ MODULES = (
     "subscriptions",
     "metrics",
     "logging",
+    "rlinks",
 )
 
 _log = Logger(namespace="switchboard.seam")
@@ -195,6 +198,10 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
         from router.seam import logging as secret_free_logging
 
         secret_free_logging.install()  # its controller half: router.seam.logging.controller_main
+    if use["rlinks"]:
+        from router.seam import rlinks
+
+        rlinks.install()  # the message hooks only once a link session attaches to a router here
 
 
 # --- what the seam relies on, checked at run time (policy) and by the canary test -----------------------

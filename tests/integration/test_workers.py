@@ -183,7 +183,8 @@ async def test_channel_history_records_publications_of_every_worker(reactor: Any
             await s.subscribe(inboxes[worker], topic, options=SubscribeOptions(details=True))
         by_worker: dict[int, list[int]] = {0: [], 1: []}
         for worker in (1, 0, 1, 0, 1):
-            pub = await sessions[worker].publish(topic, worker, options=PublishOptions(acknowledge=True))
+            published_by = sessions[worker]  # a subscriber too: it wants its own events
+            pub = await published_by.publish(topic, worker, options=PublishOptions(acknowledge=True, exclude_me=False))
             by_worker[worker].append(pub.id)
         everything = sorted(by_worker[0] + by_worker[1])
         for inbox in inboxes.values():

@@ -248,9 +248,9 @@ def test_the_home_worker_hosts_every_component_and_the_others_their_agents() -> 
             ("router.workers_agent.WorkerAgent", k),
         ]
         assert [t["id"] for t in worker["transports"]] == ["transport_link", "transport_main"]
-    assert [t["id"] for t in home["transports"]][0] == "transport_link"
-    assert [t["id"] for t in home["transports"]][-1] == "transport_control"
-    assert "transport_operations" in [t["id"] for t in home["transports"]]
+    home_ids = [t["id"] for t in home["transports"]]
+    assert (home_ids[0], home_ids[-1]) == ("transport_link", "transport_control")
+    assert "transport_operations" in home_ids
 
 
 def test_public_listeners_are_shared_and_links_form_a_full_mesh() -> None:
