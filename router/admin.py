@@ -13,6 +13,11 @@ the CLI. Every change is logged and published on ``switchboard.admin.on_change``
 (``wamp.session.*``, open to this trusted component; it hides ``trusted`` sessions), so no router internals
 are touched here. Crossbar does not keep when a session joined: the component notes it from
 ``wamp.session.on_join`` (it starts before any transport opens, so it sees every client join).
+
+With more than one router worker (:mod:`router.workers`) the component runs in the first; it reaches the
+others' sessions and roles through their agents (:mod:`router.workers_agent`), so a role change, a listing,
+a kill and a user's revocation apply in every worker. Meta events are per worker: the join time of a session
+of another worker is unknown (``null``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from router.component import ComponentSession, invalid_argument, procedure
 from router.config import schema
 from router.credentials import check_password, password_credentials
 from router.store import StoreError, UserStore
+from router.workers import LINK_ROLE, meta_uri, roles_uri
+from router.workers_agent import each_worker
 
 __all__ = ["MAX_SESSIONS", "AdminComponent", "session_entry"]
 
@@ -55,14 +62,23 @@ def _inside_router(details: dict[str, Any]) -> bool:
     return transport.get("channel_framing") in (None, "native")
 
 
-def session_entry(details: dict[str, Any], joined: float | None) -> dict[str, Any]:
+def session_entry(details: dict[str, Any], joined: float | None, worker: int = 0) -> dict[str, Any]:
     """What ``session.list`` tells of one session, from its ``wamp.session.get`` answer: who it is, how it
     is connected (``transport`` is ``websocket``/``rawsocket``; ``None``, with no method, serializer nor peer,
-    for a component inside the router), the peer as Crossbar saw it, and ``joined`` (UNIX time, ``None`` if
-    not seen joining). Never a secret nor the HTTP headers."""
+    for a component inside the router), the peer as Crossbar saw it, ``joined`` (UNIX time, ``None`` if
+    not seen joining) and the router ``worker`` serving it (:mod:`router.workers`). Never a secret nor the
+    HTTP headers."""
     entry = {key: details.get(key) for key in ("session", "authid", "authrole", "authmethod")}
     if _inside_router(details):
-        return {**entry, "authmethod": None, "transport": None, "serializer": None, "peer": None, "joined": joined}
+        return {
+            **entry,
+            "authmethod": None,
+            "transport": None,
+            "serializer": None,
+            "peer": None,
+            "joined": joined,
+            "worker": worker,
+        }
     transport = details.get("transport") or {}
     serializer = transport.get("channel_serializer")
     protocol = transport.get("websocket_protocol")
@@ -74,6 +90,7 @@ def session_entry(details: dict[str, Any], joined: float | None) -> dict[str, An
         "serializer": serializer,
         "peer": transport.get("peer"),
         "joined": joined,
+        "worker": worker,
     }
 
 
@@ -91,6 +108,7 @@ class AdminComponent(ComponentSession):
         # The roles themselves were installed at start-up by router.worker.WorkerBootstrap.
         self._router = realm_routers(self, [self._realm_name])[self._realm_name]
         self._joined_at: dict[int, float] = {}  # session id -> when it joined (session.list)
+        self._workers: int = int(extra.get("workers", 1))  # router.workers: the others through their agents
         await self.subscribe(self._session_joined, "wamp.session.on_join")
         await self.subscribe(self._session_left, "wamp.session.on_leave")
         await self.register(self)  # every @procedure below (router.uris.ADMIN_PROCEDURES)
@@ -103,6 +121,17 @@ class AdminComponent(ComponentSession):
 
     def _apply(self, definitions: dict[str, Any], removed: set[str]) -> None:
         install_roles(self._router, definitions, removed)
+
+    async def _apply_elsewhere(self, definitions: dict[str, Any], removed: set[str]) -> None:
+        """Install ``definitions`` in every other router worker too (router.workers_agent)."""
+        for worker in range(1, self._workers):
+            await self.call(roles_uri(worker), definitions, sorted(removed))
+
+    async def _meta(self, worker: int, procedure: str, *args: Any, **kwargs: Any) -> Any:
+        """``procedure`` of the WAMP session meta API, run in router worker ``worker`` (0: this one)."""
+        if worker == 0:
+            return await self.call(procedure, *args, **kwargs)
+        return await self.call(meta_uri(worker), procedure, *args, **kwargs)
 
     def _restore(self, definitions: dict[str, Any], removed: set[str]) -> None:
         """Best effort: put ``definitions`` back after a failed change (the failure is already reported)."""
@@ -146,6 +175,7 @@ class AdminComponent(ComponentSession):
         try:
             self._apply(candidate, removed=set())
             self._store.set_role_definition(self._realm_name, name, definition)
+            await self._apply_elsewhere(candidate, set())
         except Exception as e:
             self.log.failure("role.set {name!r} not applied; restoring the previous roles", name=name)
             self._restore(previous, undo)
@@ -169,6 +199,7 @@ class AdminComponent(ComponentSession):
             raise _invalid("role.remove", f"role {name!r} is inherited by {', '.join(heirs)}")
         self._store.set_role_definition(self._realm_name, name, None)
         self._apply(self._current(), removed={name})
+        await self._apply_elsewhere(self._current(), {name})
         await self._audit(who, {"action": "role.remove", "role": name})
 
     # -- users ---------------------------------------------------------------------------------------
@@ -253,15 +284,20 @@ class AdminComponent(ComponentSession):
         if after is not None and not _is_int(after):
             raise _invalid("session.list", "after: must be a session id (an integer) or null")
         known = set(self._joined_at)  # before the list: a session joining meanwhile is not in it, and stays
-        ids: list[int] = sorted(await self.call("wamp.session.list"))
+        where: dict[int, int] = {}  # session id -> its router worker
+        for worker in range(self._workers):
+            links = set(await self._meta(worker, "wamp.session.list", [LINK_ROLE]) if self._workers > 1 else [])
+            listed = await self._meta(worker, "wamp.session.list")
+            where.update((session_id, worker) for session_id in listed if session_id not in links)
+        ids: list[int] = sorted(where)
         for gone in known - set(ids):  # a leave event missed: forget it here
             self._joined_at.pop(gone, None)
         later = [i for i in ids if after is None or i > after]
         sessions = []
         for session_id in later[:limit]:
-            details = await self._meta_session(session_id)
+            details = await self._meta_session(session_id, where[session_id])
             if details is not None:  # None: it left meanwhile
-                sessions.append(session_entry(details, self._joined_at.get(session_id)))
+                sessions.append(session_entry(details, self._joined_at.get(session_id), where[session_id]))
         return {"count": len(ids), "sessions": sessions, "more": len(later) > limit}
 
     @procedure(uris.ADMIN_SESSION_KILL)
@@ -271,14 +307,24 @@ class AdminComponent(ComponentSession):
         who = self._who("session.kill", details)
         if not _is_int(session):
             raise _invalid("session.kill", "session: must be a session id (an integer)")
-        target = await self._meta_session(session)
+        target, worker = None, 0
+        for worker in range(self._workers):
+            target = await self._meta_session(session, worker)
+            if target is not None:
+                break
         if target is None:
             raise _invalid("session.kill", f"no session {session} in realm {self._realm_name!r}")
         if _inside_router(target):  # ending the demo's backend, say, would break the application until restart
             raise _invalid("session.kill", f"session {session} is a component hosted in the router")
+        if target.get("authrole") == LINK_ROLE:  # nor a link between router workers (router.workers)
+            raise _invalid("session.kill", f"no session {session} in realm {self._realm_name!r}")
         try:
-            await self.call(
-                "wamp.session.kill", session, reason=uris.ADMIN_SESSION_KILLED, message="closed by an administrator"
+            await self._meta(
+                worker,
+                "wamp.session.kill",
+                session,
+                reason=uris.ADMIN_SESSION_KILLED,
+                message="closed by an administrator",
             )
         except ApplicationError as e:
             if e.error != ApplicationError.NO_SUCH_SESSION:
@@ -287,10 +333,10 @@ class AdminComponent(ComponentSession):
         what = {"action": "session.kill", "session": session, "authid": target.get("authid")}
         await self._audit(who, what)
 
-    async def _meta_session(self, session_id: int) -> dict[str, Any] | None:
-        """``wamp.session.get``, or None when there is no such session (or a trusted one)."""
+    async def _meta_session(self, session_id: int, worker: int = 0) -> dict[str, Any] | None:
+        """``wamp.session.get`` in router ``worker``, or None when there is no such session (or a trusted one)."""
         try:
-            details: dict[str, Any] = await self.call("wamp.session.get", session_id)
+            details: dict[str, Any] = await self._meta(worker, "wamp.session.get", session_id)
         except ApplicationError as e:
             if e.error == ApplicationError.NO_SUCH_SESSION:
                 return None
@@ -322,7 +368,7 @@ class AdminComponent(ComponentSession):
         return {"authid": details.caller_authid, "authrole": details.caller_authrole}
 
     async def _end_sessions(self, authid: str, why: str) -> None:
-        await self.call("wamp.session.kill_by_authid", authid, reason=uris.CREDENTIALS_REVOKED, message=why)
+        await each_worker(self, "wamp.session.kill_by_authid", authid, reason=uris.CREDENTIALS_REVOKED, message=why)
 
     async def _audit(self, who: dict[str, Any], what: dict[str, Any]) -> None:
         event = {"who": who, "what": what, "when": self.clock()}

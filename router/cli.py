@@ -16,7 +16,7 @@ import click
 
 from router import __version__
 from router.cli_common import EXIT_BAD_INPUT, config_option, data_dir_option, load_or_exit
-from router.cli_node import backup, restore, status, stop
+from router.cli_node import backup, node_key, restore, status, stop
 from router.cli_users import key, user
 from router.config import Config
 from router.logs import DEFAULT_FORMAT, DEFAULT_KEEP, DEFAULT_LEVEL, DEFAULT_MAX_SIZE, FORMATS, LEVELS, parse_size
@@ -174,6 +174,15 @@ def _summary(config: Config) -> str:
             lines.append(
                 f"  channel    {channel.topic} ({channel.match}) in {realm.name}: {', '.join(kept) or 'nothing kept'}"
             )
+    if config.workers > 1:
+        lines.append(f"  workers    {config.workers} router workers sharing each listener's port (docs/scaling.md)")
+    if config.cluster is not None:
+        c_ = config.cluster
+        dials = ", ".join(f"{p.name} at {p.host}:{p.port}" for p in c_.peers if p.host) or "none"
+        lines.append(
+            f"  cluster    {c_.name}: links on {c_.host}:{c_.port}; peers {', '.join(p.name for p in c_.peers)}"
+        )
+        lines.append(f"             dials {dials}")
     for c in config.components:
         lines.append(f"  component  {c.class_path} in {c.realm} as {c.role}")
     if not config.components:
@@ -187,6 +196,7 @@ cli.add_command(status)
 cli.add_command(stop)
 cli.add_command(backup)
 cli.add_command(restore)
+cli.add_command(node_key)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -1,5 +1,5 @@
 """
-``switchboard status``, ``stop``, ``backup`` and ``restore``: control the node of a data directory.
+``switchboard status``, ``stop``, ``backup``, ``restore`` and ``node-key``: the node of a data directory.
 
 The node is found through the data directory alone: the run-state file of ``switchboard run`` and
 Crossbar's pid file (:mod:`router.runstate`) name its processes, and a session over the control socket
@@ -35,7 +35,7 @@ from router import __version__, datadir
 from router.cli_common import EXIT_FAILED, data_dir_option
 from router.runstate import NodeProcesses, RunStateError, alive, node_processes
 
-__all__ = ["EXIT_NOT_RUNNING", "NodeStatus", "backup", "inspect_node", "restore", "status", "stop"]
+__all__ = ["EXIT_NOT_RUNNING", "NodeStatus", "backup", "inspect_node", "node_key", "restore", "status", "stop"]
 
 #: ``status`` of a data directory no node runs on (LSB's "program is not running").
 EXIT_NOT_RUNNING = 3
@@ -104,12 +104,22 @@ async def inspect_node(reactor: Any, data_dir: Path, sessions: bool = True) -> N
     for i, realm in enumerate(realms if sessions else realms[:1]):
         try:
             async with control_session(reactor, str(socket_path), realm, ANSWER_TIMEOUT) as session:
-                counts[realm] = int(await _bounded(reactor, session.call("wamp.session.count")))
+                counts[realm] = await _bounded(reactor, _client_sessions(session))
         except Exception:
             if i == 0:  # the first realm is the readiness probe's: not answering there is not answering
                 return NodeStatus(data_dir, processes, answers=False)
             counts[realm] = None
     return NodeStatus(data_dir, processes, answers=True, sessions=counts if sessions else {})
+
+
+async def _client_sessions(session: Any) -> int:
+    """Client sessions of ``session``'s realm in every router worker (not the links between them)."""
+    from router.workers import LINK_ROLE
+    from router.workers_agent import each_worker
+
+    every = await each_worker(session, "wamp.session.count")
+    links = await each_worker(session, "wamp.session.count", [LINK_ROLE])
+    return int(sum(every) - sum(links))
 
 
 async def _bounded(reactor: Any, result: Any) -> Any:
@@ -362,3 +372,16 @@ def restore(path: Path, data_dir: Path) -> None:
         return 0
 
     _react(work)
+
+
+@click.command("node-key")
+@data_dir_option
+def node_key(data_dir: Path) -> None:
+    """Print the node's public key (64 hex digits), made first if DATA_DIR has none: what the other nodes of a
+    cluster put in their `cluster.peers[].key` for this node (docs/scaling.md)."""
+    from router.datadir import node_dir, prepare
+    from router.launch import node_public_key
+
+    data_dir = data_dir.resolve()
+    prepare(data_dir)
+    click.echo(node_public_key(node_dir(data_dir)))

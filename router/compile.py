@@ -27,27 +27,48 @@ from typing import Any
 from router.authz.static import compile_permissions
 from router.config import Config, Realm, Transport
 from router.datadir import history_path
+from router.workers import (
+    HOME_WORKER_ID,
+    cluster_listener,
+    cluster_rlinks,
+    link_listener,
+    link_role,
+    rlinks,
+    worker_id,
+    worker_share,
+)
 
 __all__ = ["KIT_LOGIN_AUTHENTICATOR", "KIT_LOGIN_TRANSPORT_ID", "ROUTER_WORKER_ID", "compile_node"]
 
-ROUTER_WORKER_ID = "router_main"
+ROUTER_WORKER_ID = HOME_WORKER_ID
 #: The id of the test-login transport, and the function authenticator behind it (see :mod:`router.testkit`).
 KIT_LOGIN_TRANSPORT_ID = "transport_kit_login"
 KIT_LOGIN_AUTHENTICATOR = "router.testkit.logins.create"
 
 
 def compile_node(
-    config: Config, control_socket: str, store_path: str, *, test_login_socket: str | None = None
+    config: Config,
+    control_socket: str,
+    store_path: str,
+    *,
+    test_login_socket: str | None = None,
+    node_key: str | None = None,
 ) -> dict[str, Any]:
     """Return the Crossbar node config (``"version": 2``) for ``config``.
 
     Every transport port in ``config`` must already be concrete (non-zero): Crossbar rejects port 0.
     Store-backed auth methods read the user store at ``store_path``. With ``test_login_socket`` (a unix
-    socket path: tests only) the node also gets the test-login transport there.
+    socket path: tests only) the node also gets the test-login transport there. With more than one router
+    worker (:mod:`router.workers`), ``node_key`` is the node's public key (hex), the one login of the links.
     """
+    if config.workers > 1 and node_key is None:
+        raise ValueError("more than one router worker needs the node key")
+    key = node_key or ""
+    # With several router workers each applies its share of what clients can drive up (router.workers).
+    throttle = worker_share(config.throttle, config.limits, config.workers)[0]
     auth_config = {
         "store": store_path,
-        "throttle": dataclasses.asdict(config.throttle),
+        "throttle": dataclasses.asdict(throttle),
         "trusted_proxies": list(config.trusted_proxies),
     }
     components: list[dict[str, Any]] = [
@@ -69,50 +90,113 @@ def compile_node(
     ]
     components[1:1] = channels
     for index, realm in enumerate(config.realms):
-        components.insert(1 + len(channels) + index, _admin(index, realm, store_path))
+        components.insert(1 + len(channels) + index, _admin(index, realm, store_path, config.workers))
     # Whose start the bootstrap reports to the readiness probe (router.component): every component after it.
     hosted = [{"class": c["classname"], "realm": c["realm"]} for c in components[1:]]
     components[0]["extra"]["components"] = hosted
     operations = _operations(config, control_socket, store_path, hosted)
     ops = config.operations
+    shared = config.workers > 1
     transports = [
-        _transport(t, auth_config, operations if ops is not None and ops.listener == t.name else {})
+        _transport(t, auth_config, operations if ops is not None and ops.listener == t.name else {}, shared)
         for t in config.transports
     ]
+    public = list(transports)
     if ops is not None and ops.listener is None:
         transports.append(_operations_transport(ops.host, ops.port, operations))
     if test_login_socket is not None:
         transports.append(_kit_login_transport(config, test_login_socket, store_path))
     # Last: a probe session joined through it proves every other transport is open (router.probe).
     transports.append(_control_transport(control_socket))
-    worker: dict[str, Any] = {
-        "type": "router",
-        "id": ROUTER_WORKER_ID,
-        "options": {"title": "switchboard router", "pythonpath": list(config.pythonpath)},
-        "realms": [_realm(i, realm) for i, realm in enumerate(config.realms)],
-        "components": components,
-        "transports": transports,
-    }
-    return {"version": 2, "controller": {}, "workers": [worker]}
+    if not shared:
+        realms = [_realm(i, realm) for i, realm in enumerate(config.realms)]
+        if config.cluster is not None:  # links to other nodes (router.workers), before the control socket
+            transports.insert(len(transports) - 1, cluster_listener(config.cluster))
+            for compiled in realms:
+                compiled["roles"].append(link_role())
+                compiled["rlinks"] = cluster_rlinks(config.cluster, compiled["name"])
+        worker: dict[str, Any] = {
+            "type": "router",
+            "id": ROUTER_WORKER_ID,
+            "options": {"title": "switchboard router", "pythonpath": list(config.pythonpath)},
+            "realms": realms,
+            "components": components,
+            "transports": transports,
+        }
+        return {"version": 2, "controller": {}, "workers": [worker]}
+    # The home worker hosts every component, and its readiness report (router.component) waits for the links of
+    # every other worker; the others host their bootstrap and agents (router.workers).
+    components[0]["extra"]["workers"] = config.workers
+    workers: list[dict[str, Any]] = []
+    for k in range(config.workers):
+        hosted_here = (
+            components
+            if k == 0
+            else [
+                _bootstrap(config, auth_config if config.uses_store else None, store_path, worker=k),
+                *_agents(config, k, store_path),
+            ]
+        )
+        workers.append(
+            {
+                "type": "router",
+                "id": worker_id(k),
+                "options": {
+                    "title": "switchboard router" if k == 0 else f"switchboard router {k}",
+                    "pythonpath": list(config.pythonpath),
+                },
+                "realms": [_realm(i, realm, k, control_socket) for i, realm in enumerate(config.realms)],
+                "components": hosted_here,
+                # The link socket first; in the home worker the control socket stays last (router.probe).
+                "transports": [link_listener(k, control_socket, config.workers, key)]
+                + (transports if k == 0 else public),
+            }
+        )
+    return {"version": 2, "controller": {}, "workers": workers}
 
 
-def _realm(index: int, realm: Realm) -> dict[str, Any]:
-    return {
+def _realm(index: int, realm: Realm, worker: int = 0, control_socket: str = "") -> dict[str, Any]:
+    compiled: dict[str, Any] = {
         "id": f"realm_{index:03d}",
         "name": realm.name,
         "roles": [{"name": role.name, "permissions": compile_permissions(role)} for role in realm.roles.values()],
     }
+    if control_socket:  # more than one router worker: the links' role, and this worker's links
+        compiled["roles"].append(link_role())
+        compiled["rlinks"] = rlinks(worker, realm.name, control_socket)
+    return compiled
 
 
-def _admin(index: int, realm: Realm, store_path: str) -> dict[str, Any]:
-    """The runtime admin API of ``realm`` (see router.admin); the roles decide who may call it."""
+def _agents(config: Config, worker: int, store_path: str) -> list[dict[str, Any]]:
+    """What the home worker's admin API asks of worker ``worker`` (router.workers_agent), one per realm."""
+    return [
+        {
+            "type": "class",
+            "id": f"switchboard_agent_{index:03d}",
+            "classname": "router.workers_agent.WorkerAgent",
+            "realm": realm.name,
+            "role": "trusted",
+            "extra": {
+                "worker": worker,
+                "store": store_path,
+                "roles": dict(realm.role_definitions),
+                "channels": [dataclasses.asdict(c) for c in realm.channels],
+            },
+        }
+        for index, realm in enumerate(config.realms)
+    ]
+
+
+def _admin(index: int, realm: Realm, store_path: str, workers: int = 1) -> dict[str, Any]:
+    """The runtime admin API of ``realm`` (see router.admin); the roles decide who may call it. It reaches the
+    other router workers through their agents (router.workers_agent)."""
     return {
         "type": "class",
         "id": f"switchboard_admin_{index:03d}",
         "classname": "router.admin.AdminComponent",
         "realm": realm.name,
         "role": "trusted",
-        "extra": {"store": store_path, "roles": dict(realm.role_definitions)},
+        "extra": {"store": store_path, "roles": dict(realm.role_definitions), "workers": workers},
     }
 
 
@@ -133,7 +217,7 @@ def _channels(index: int, realm: Realm, config: Config, store_path: str) -> dict
     }
 
 
-def _bootstrap(config: Config, auth_config: dict[str, Any] | None, store_path: str) -> dict[str, Any]:
+def _bootstrap(config: Config, auth_config: dict[str, Any] | None, store_path: str, worker: int = 0) -> dict[str, Any]:
     """The worker's first component (see router.worker): installs the overrides and every realm's roles."""
     return {
         "type": "class",
@@ -145,8 +229,9 @@ def _bootstrap(config: Config, auth_config: dict[str, Any] | None, store_path: s
             "auth": auth_config,
             "store": store_path,
             "realms": {realm.name: dict(realm.role_definitions) for realm in config.realms},
-            "limits": dataclasses.asdict(config.limits),
+            "limits": dataclasses.asdict(worker_share(config.throttle, config.limits, config.workers)[1]),
             "trusted_proxies": list(config.trusted_proxies),
+            "worker": worker,
             # Counting for /metrics costs a little per message: only when it is served.
             "metrics": (
                 {"max_procedures": config.operations.max_procedure_labels}
@@ -175,6 +260,9 @@ def _operations(
         },
         "metrics": {"token_sha256": ops.metrics_token_sha256},
     }
+    if config.workers > 1:  # the first worker's /metrics sums every worker's (router.operations.node_exposition)
+        extra["metrics"].update(workers=config.workers, control_socket=control_socket, realm=config.realms[0].name)
+        extra["ready"]["workers"] = config.workers  # and /ready checks that every worker is linked
     return {
         path.strip("/"): {
             "type": "resource",
@@ -195,8 +283,12 @@ def _operations_transport(host: str, port: int, paths: dict[str, dict[str, Any]]
     }
 
 
-def _transport(t: Transport, auth_config: dict[str, Any], operations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _transport(
+    t: Transport, auth_config: dict[str, Any], operations: dict[str, dict[str, Any]], shared: bool = False
+) -> dict[str, Any]:
     endpoint: dict[str, Any] = {"type": "tcp", "interface": t.host, "port": t.port}
+    if shared:  # every router worker listens on the port (SO_REUSEPORT): router.workers
+        endpoint["shared"] = True
     if t.tls is not None:
         endpoint["tls"] = {"certificate": t.tls.cert, "key": t.tls.key}
         if t.tls.ca is not None:

@@ -35,6 +35,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from router import uris
+from router.workers import meta_uri
 
 __all__ = [
     "FAILED",
@@ -288,13 +289,22 @@ def component_report(
     return report
 
 
-async def serve_component_report(session: ApplicationSession, configured: Sequence[Mapping[str, str]]) -> None:
+async def serve_component_report(
+    session: ApplicationSession, configured: Sequence[Mapping[str, str]], workers: int = 1
+) -> None:
     """Register ``switchboard.node.components`` on ``session``: :func:`component_report` of ``configured``,
-    for callers with the ``trusted`` role only (the control socket)."""
+    then, with more than one router worker (:mod:`router.workers`), one entry per other worker, ready once its
+    agent's procedures reach ``session``'s realm over the links; for callers with the ``trusted`` role only
+    (the control socket)."""
 
-    def report(*args: Any, details: CallDetails, **kwargs: Any) -> list[dict[str, Any]]:
+    async def report(*args: Any, details: CallDetails, **kwargs: Any) -> list[dict[str, Any]]:
         if details.caller_authrole != "trusted":
             raise ApplicationError(uris.NOT_AUTHORIZED, f"{uris.NODE_COMPONENTS} is for the node's own use")
-        return component_report(configured, start_records())
+        answer = component_report(configured, start_records())
+        for worker in range(1, workers):
+            linked = await session.call("wamp.registration.lookup", meta_uri(worker))
+            state = STARTING if linked is None else READY
+            answer.append({"class": f"router worker {worker}", "realm": session.realm, "state": state, "reason": None})
+        return answer
 
     await session.register(report, uris.NODE_COMPONENTS, options=RegisterOptions(details=True))

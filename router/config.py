@@ -27,11 +27,13 @@ __all__ = [
     "ACTIONS",
     "STORE_METHODS",
     "Channel",
+    "Cluster",
     "Component",
     "Config",
     "ConfigError",
     "Limits",
     "Operations",
+    "Peer",
     "Problem",
     "Realm",
     "Role",
@@ -204,6 +206,27 @@ class Operations:
 
 
 @dataclass(frozen=True)
+class Peer:
+    """Another node of the cluster (``cluster.peers``): its name, node key and, when this node dials it, its
+    link listener ``host``:``port``."""
+
+    name: str
+    key: str
+    host: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This node's links to other nodes (the ``cluster`` object; see :mod:`router.workers`)."""
+
+    name: str
+    host: str
+    port: int
+    peers: tuple[Peer, ...]
+
+
+@dataclass(frozen=True)
 class Limits:
     """Bounds on what clients can make the router hold or wait for (the ``limits`` object)."""
 
@@ -237,6 +260,10 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     #: The operators' HTTP endpoints (None: not served).
     operations: Operations | None = None
+    #: Router worker processes (router.workers).
+    workers: int = 1
+    #: Links to other nodes (None: a node of its own).
+    cluster: Cluster | None = None
 
     @property
     def operations_url(self) -> str | None:
@@ -388,6 +415,7 @@ def _check_references(doc: dict[str, Any]) -> Iterator[Problem]:
                     )
 
     yield from _operations_problems(doc)
+    yield from _worker_problems(doc)
 
     for i, proxy in enumerate(doc.get("trusted_proxies", [])):
         try:
@@ -467,6 +495,54 @@ def _operations_problems(doc: dict[str, Any]) -> Iterator[Problem]:
 #: An ``allowed_origins`` entry: lower-case http(s), a host of letters, digits, dots, dashes and ``*``, an
 #: optional port (digits or ``*``), no path: what autobahn compares with ``scheme://host:port``.
 _ORIGIN = re.compile(r"^https?://[a-z0-9.*-]+(:(\d+|\*))?$")
+
+
+def _cluster_problems(doc: dict[str, Any]) -> Iterator[Problem]:
+    """A cluster node has one router worker, no channels, and names each peer once, never itself."""
+    cluster = doc.get("cluster")
+    if cluster is None:
+        return
+    if doc.get("workers", 1) != 1:
+        yield Problem("/cluster", "a node linked to other nodes has `workers: 1` (the links join one worker)")
+    for i, realm in enumerate(doc["realms"]):
+        if realm.get("channels"):
+            yield Problem(
+                f"/realms/{i}/channels",
+                "channels need a single node: their history and presence are kept by one router (not with `cluster`)",
+            )
+    address = (cluster.get("host", "127.0.0.1"), cluster["port"])
+    for i, listener in enumerate(doc["listen"]):
+        if cluster["port"] and (listener.get("host", "127.0.0.1"), listener["port"]) == address:
+            yield Problem("/cluster/port", f"{cluster['port']} is already used by /listen/{i}")
+    seen = {cluster["name"]}
+    for j, peer in enumerate(cluster["peers"]):
+        if peer["name"] in seen:
+            yield Problem(f"/cluster/peers/{j}/name", f"{peer['name']!r} is named twice (or is this node)")
+        seen.add(peer["name"])
+        port = int(peer["url"].rsplit(":", 1)[1]) if "url" in peer else 1
+        if not 1 <= port <= 65535:
+            yield Problem(f"/cluster/peers/{j}/url", f"port {port} is not a TCP port")
+
+
+def _worker_problems(doc: dict[str, Any]) -> Iterator[Problem]:
+    """What more than one router worker cannot serve (router.workers)."""
+    yield from _cluster_problems(doc)
+    if doc.get("workers", 1) == 1:
+        return
+    ops = doc.get("operations")
+    if ops is not None and "port" not in ops:
+        yield Problem(
+            "/operations",
+            "with more than one router worker the endpoints need a `port` of their own (served by the first "
+            "worker): a shared listener would answer from any worker",
+        )
+    for i, realm in enumerate(doc["realms"]):
+        for j, channel in enumerate(realm.get("channels", [])):
+            if channel.get("presence", False) is not False:
+                yield Problem(
+                    f"/realms/{i}/channels/{j}/presence",
+                    "presence needs `workers: 1`: members are known only to the worker they subscribed on",
+                )
 
 
 def _check_files(doc: dict[str, Any], base_dir: Path) -> Iterator[Problem]:
@@ -585,7 +661,19 @@ def _build(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> C
         limits=Limits(**_section(doc, the_schema, "limits")),
         trusted_proxies=tuple(doc.get("trusted_proxies", [])),
         operations=_operations(doc, the_schema, base_dir),
+        workers=doc.get("workers", 1),
+        cluster=_cluster(doc.get("cluster")),
     )
+
+
+def _cluster(cluster: dict[str, Any] | None) -> Cluster | None:
+    if cluster is None:
+        return None
+    peers = []
+    for peer in cluster["peers"]:
+        host, port = peer["url"].removeprefix("tcp://").rsplit(":", 1) if "url" in peer else (None, None)
+        peers.append(Peer(peer["name"], peer["key"], host, int(port) if port is not None else None))
+    return Cluster(cluster["name"], cluster.get("host", "127.0.0.1"), cluster["port"], tuple(peers))
 
 
 def _operations(doc: dict[str, Any], the_schema: dict[str, Any], base_dir: Path) -> Operations | None:

@@ -82,13 +82,16 @@ async def kill_user_sessions(reactor: Any, data_dir: Path, realm: str, authid: s
     could not be closed (the node does not answer in time, refuses, or fails): they may still be open.
     """
     from router.datadir import control_socket_path
+    from router.workers_agent import each_worker
 
     socket_path = control_socket_path(data_dir)
     if not socket_path.exists():
         return None
     try:
         async with control_session(reactor, str(socket_path), realm) as session:
-            killed = await session.call("wamp.session.kill_by_authid", authid, reason=CREDENTIALS_REVOKED, message=why)
+            answers = await each_worker(
+                session, "wamp.session.kill_by_authid", authid, reason=CREDENTIALS_REVOKED, message=why
+            )
     except (ConnectError, OSError) as e:
         code = e.osError if isinstance(e, ConnectError) else e.errno
         if code in (errno.ECONNREFUSED, errno.ENOENT):
@@ -96,7 +99,7 @@ async def kill_user_sessions(reactor: Any, data_dir: Path, realm: str, authid: s
         raise RevocationFailed(_why(e)) from None
     except Exception as e:
         raise RevocationFailed(_why(e)) from None
-    return list(killed)
+    return [killed for answer in answers for killed in answer]
 
 
 def _why(e: Exception) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "StartError",
     "component_import_problems",
     "launch",
+    "node_public_key",
     "relaunch",
     "store_path",
     "with_dev_tls",
@@ -125,7 +126,8 @@ async def launch(
     test_login_socket = _kit_login_socket(data_dir) if test_logins else None
     log_options = {"log_format": log_format, "log_max_size": log_max_size, "log_keep": log_keep}
 
-    attempts = _PORT_ATTEMPTS if any(t.port == 0 for t in config.transports) else 1
+    picked = any(t.port == 0 for t in config.transports) or (config.cluster is not None and config.cluster.port == 0)
+    attempts = _PORT_ATTEMPTS if picked else 1
     for attempt in range(1, attempts + 1):
         resolved = _resolve_ports(config)
         try:
@@ -193,6 +195,8 @@ async def _prepare(reactor: Any, config: Config, data_dir: Path) -> str:
     # No node runs here (checked above): a test-login socket is one left behind, and a node started without
     # test logins must not show one.
     datadir.kit_login_socket_path(data_dir).unlink(missing_ok=True)
+    for link_socket in datadir.node_dir(data_dir).glob("link-*.sock"):  # router.workers: left behind likewise
+        link_socket.unlink(missing_ok=True)
     try:
         UserStore(store_path(data_dir)).close()  # create or migrate before the router reads it
     except (StoreError, sqlite3.Error) as e:
@@ -229,6 +233,7 @@ async def _start(
         control_socket=control_socket,
         store_path=str(store_path(data_dir)),
         test_login_socket=test_login_socket,
+        node_key=node_public_key(cbdir) if config.workers > 1 else None,
     )
     _write_private(cbdir / "config.json", json.dumps(node_config, indent=2) + "\n")
 
@@ -285,6 +290,16 @@ async def _start(
         control_socket=control_socket,
         test_login_socket=test_login_socket,
     )
+
+
+def node_public_key(cbdir: Path) -> str:
+    """The node's Ed25519 public key (hex), made first if the node has none: Crossbar's own key files
+    (``key.priv``, ``key.pub`` in the node directory), which it signs its rlinks' logins with."""
+    from crossbar.common.key import _maybe_generate_node_key, _read_node_key
+
+    _maybe_generate_node_key(str(cbdir))
+    key: str = _read_node_key(str(cbdir))["hex"]
+    return key
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -380,7 +395,13 @@ def _resolve_ports(config: Config) -> Config:
             ops = dataclasses.replace(ops, port=_pick_free_port(ops.host))
         else:
             _check_free(ops.host, ops.port, "the operations endpoints, /operations/port")
-    return dataclasses.replace(config, transports=tuple(transports), operations=ops)
+    cluster = config.cluster
+    if cluster is not None:
+        if cluster.port == 0:
+            cluster = dataclasses.replace(cluster, port=_pick_free_port(cluster.host))
+        else:
+            _check_free(cluster.host, cluster.port, "the links of the cluster, /cluster/port")
+    return dataclasses.replace(config, transports=tuple(transports), operations=ops, cluster=cluster)
 
 
 def _pick_free_port(host: str) -> int:

@@ -37,6 +37,7 @@ __all__ = [
     "enable",
     "enabled",
     "exposition",
+    "merged",
     "note_connection_refused",
     "note_login",
     "note_throttle_refusal",
@@ -279,6 +280,48 @@ def enable(max_procedures: int) -> None:
     registry.register(Collector(seam_metrics.client_sessions, seam_metrics.routed_messages))
     ProcessCollector(namespace="switchboard", registry=registry)
     _registry = registry
+
+
+#: Sample name endings whose values are times: merged by the earliest, not summed.
+_EARLIEST = ("_created", "_start_time_seconds")
+
+
+def merged(texts: Iterable[str]) -> bytes:
+    """One exposition of the router workers' (:mod:`router.workers`) text expositions ``texts``: every sample
+    with the same name and labels summed (counts, sessions, RSS, CPU, fds: node totals), except creation and
+    start times, which take the earliest. Families keep their order of first appearance, help and type."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            if family.name not in families:
+                families[family.name] = Metric(family.name, family.documentation, family.type)
+                values[family.name] = {}
+            kept = values[family.name]
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if key not in kept:
+                    kept[key] = sample.value
+                elif sample.name.endswith(_EARLIEST):
+                    kept[key] = min(kept[key], sample.value)
+                else:
+                    kept[key] += sample.value
+    for name, family in families.items():
+        for (sample_name, labels), value in values[name].items():
+            family.add_sample(sample_name, dict(labels), value)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(list(families.values())))
+    return generate_latest(registry)
+
+
+class _Fixed(_Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -43,6 +43,7 @@ __all__ = [
     "Ready",
     "bearer_matches",
     "endpoint",
+    "node_exposition",
 ]
 
 #: Seconds a readiness result is reused for.
@@ -181,36 +182,97 @@ def bearer_matches(header: bytes | None, token_sha256: str) -> bool:
 class Metrics(resource.Resource):
     """The Prometheus text exposition of :mod:`router.metrics`, behind a bearer token when one is set; made at
     most once per :data:`METRICS_MAX_AGE` seconds of ``clock`` (walking every session costs milliseconds on a
-    busy node: a flood of requests must not)."""
+    busy node: a flood of requests must not). ``render`` makes it: ``(body, content type)``, or a Deferred of
+    them (the node's exposition with more than one router worker, :func:`node_exposition`); requests arriving
+    while one is being made wait for it."""
 
     isLeaf = True
 
     def __init__(
-        self, token_sha256: str | None, clock: Any, render: Callable[[], tuple[bytes, str]] | None = None
+        self,
+        token_sha256: str | None,
+        clock: Any,
+        render: Callable[[], tuple[bytes, str] | defer.Deferred[tuple[bytes, str]]] | None = None,
     ) -> None:
         super().__init__()
         self._token_sha256 = token_sha256
         self._clock = clock
         self._render = render
         self._made: tuple[float, bytes, str] | None = None
+        self._making: defer.Deferred[None] | None = None
+        self._waiting: list[tuple[Any, list[bool]]] = []
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Any) -> Any:
         if self._token_sha256 is not None and not bearer_matches(
             request.getHeader(b"authorization"), self._token_sha256
         ):
             request.setHeader(b"www-authenticate", b'Bearer realm="metrics"')
             return _answer(request, 401, {"error": "a bearer token is required"})
         now = self._clock.seconds()
-        if self._made is None or now - self._made[0] >= METRICS_MAX_AGE:
-            if self._render is None:
-                from router.metrics import exposition
+        if self._made is not None and now - self._made[0] < METRICS_MAX_AGE:
+            return self._body(request)
+        if self._render is None:
+            from router.metrics import exposition
 
-                self._render = exposition
-            self._made = (now, *self._render())
+            self._render = exposition
+        if self._making is None:
+            made = self._render()
+            if not isinstance(made, defer.Deferred):
+                self._made = (now, *made)
+                return self._body(request)
+            self._making = made.addCallback(self._keep, now)
+            self._making.addErrback(self._broke)
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        self._waiting.append((request, gone))
+        return NOT_DONE_YET
+
+    render_HEAD = render_GET
+
+    def _body(self, request: Any) -> bytes:
+        assert self._made is not None  # noqa: S101 - only called once made
         _, body, content_type = self._made
         return _answer(request, 200, body, content_type.encode())
 
-    render_HEAD = render_GET
+    def _keep(self, made: tuple[bytes, str], now: float) -> None:
+        self._made = (now, *made)
+        self._answer_waiting(self._body)
+
+    def _broke(self, failure: Any) -> None:
+        _log.failure("metrics exposition failed", failure)
+        self._answer_waiting(lambda request: _answer(request, 503, {"error": "metrics unavailable"}))
+
+    def _answer_waiting(self, answer: Callable[[Any], bytes]) -> None:
+        waiting, self._waiting, self._making = self._waiting, [], None
+        for request, gone in waiting:
+            if not gone:  # the client did not hang up meanwhile
+                request.write(answer(request))
+                request.finish()
+
+
+async def node_exposition(reactor: Any, extra: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The exposition of every router worker of the node (:mod:`router.workers`), summed: this worker's, and
+    each other's from its agent over a session of the control socket (each answer bounded by
+    :data:`CHECK_TIMEOUT`). ``switchboard_workers_scraped`` says how many workers it holds."""
+    from router.control import control_session
+    from router.metrics import CONTENT_TYPE, exposition, merged
+    from router.workers import metrics_uri
+
+    texts = [exposition()[0].decode()]
+    try:
+        async with control_session(reactor, extra["control_socket"], extra["realm"], CHECK_TIMEOUT) as session:
+            for worker in range(1, extra["workers"]):
+                asked = session.call(metrics_uri(worker))
+                asked.addTimeout(CHECK_TIMEOUT, reactor)
+                texts.append(await asked)
+    except Exception as e:  # a worker that does not answer is left out, and counted as such
+        _log.warn("metrics of a router worker unavailable: {error}", error=e)
+    scraped = (
+        "# HELP switchboard_workers_scraped Router workers whose metrics this exposition sums.\n"
+        "# TYPE switchboard_workers_scraped gauge\n"
+        f"switchboard_workers_scraped {len(texts)}\n"
+    )
+    return merged([*texts, scraped]), CONTENT_TYPE
 
 
 def component_problems(configured: Sequence[Mapping[str, str]]) -> str | None:
@@ -250,7 +312,29 @@ def readiness(reactor: Any, extra: Mapping[str, Any]) -> Readiness:
     async def components() -> str | None:
         return component_problems(extra["components"])
 
-    return Readiness(reactor, {"session": session, "store": store, "components": components})
+    checks: dict[str, Check] = {"session": session, "store": store, "components": components}
+    if extra.get("workers", 1) > 1:
+
+        async def workers() -> str | None:
+            return await unlinked_workers(reactor, extra)
+
+        checks["workers"] = workers
+    return Readiness(reactor, checks)
+
+
+async def unlinked_workers(reactor: Any, extra: Mapping[str, Any]) -> str | None:
+    """None when every other router worker's agent reaches the first worker over the links (router.workers),
+    else which do not; asked over a session of the control socket."""
+    from router.control import control_session
+    from router.workers import meta_uri
+
+    async with control_session(reactor, extra["control_socket"], extra["realm"], CHECK_TIMEOUT) as session:
+        missing = [
+            str(worker)
+            for worker in range(1, extra["workers"])
+            if await session.call("wamp.registration.lookup", meta_uri(worker)) is None
+        ]
+    return f"router worker(s) {', '.join(missing)} not linked" if missing else None
 
 
 def endpoint(extra: dict[str, Any]) -> resource.Resource:
@@ -263,5 +347,9 @@ def endpoint(extra: dict[str, Any]) -> resource.Resource:
     if kind == "ready":
         return Ready(readiness(reactor, extra))
     if kind == "metrics":
+        if extra.get("workers", 1) > 1:
+            return Metrics(
+                extra.get("token_sha256"), reactor, lambda: defer.ensureDeferred(node_exposition(reactor, extra))
+            )
         return Metrics(extra.get("token_sha256"), reactor)
     raise ValueError(f"unknown operations endpoint {kind!r}")

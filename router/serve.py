@@ -118,6 +118,9 @@ async def _serve(
     ops = node.config.operations
     if ops is not None and ops.url is not None:  # on a listener of their own
         _echo(f"Operations endpoints: {', '.join(ops.url + path for path in ops.paths.values())}")
+    if node.config.cluster is not None:
+        cluster = node.config.cluster
+        _echo(f"Cluster links: node {cluster.name} listening on tcp://{cluster.host}:{cluster.port}")
     if config.uses_store and not _has_users(node.store_path):
         program = program_name(sys.argv[0], shutil.which("switchboard"))
         _echo(

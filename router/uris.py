@@ -37,6 +37,7 @@ __all__ = [
     "HISTORY_PREFIX",
     "INVALID_ARGUMENT",
     "NODE_COMPONENTS",
+    "NODE_WORKER_PREFIX",
     "NOT_AUTHORIZED",
     "NO_SUCH_PROCEDURE",
     "PRESENCE_GET",
@@ -103,6 +104,11 @@ HISTORY_PREFIX: Final = "switchboard.history."
 #: The start-up state of every hosted component (router.component); callable by the ``trusted`` role only
 #: (the control socket), on the first realm. ``switchboard run`` waits on it before it prints ready.
 NODE_COMPONENTS: Final = "switchboard.node.components"
+#: With more than one router worker (router.workers): what the home worker's admin API asks worker ``k``
+#: (:class:`router.workers_agent.WorkerAgent`), as ``NODE_WORKER_PREFIX + f"{k}.meta"`` (a WAMP meta
+#: procedure of the session API, run in that worker) and ``... f"{k}.roles"`` (install role definitions);
+#: callable by the ``trusted`` role only.
+NODE_WORKER_PREFIX: Final = "switchboard.node.worker."
 
 # -- errors Switchboard raises --------------------------------------------------------------------------
 

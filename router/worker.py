@@ -61,5 +61,8 @@ class WorkerBootstrap(ApplicationSession):
 
         install_realm_roles(self, self.config.extra["realms"], self.config.extra["store"])
 
-        # For the readiness probe: how the start of each component configured after this one went.
-        await serve_component_report(self, self.config.extra.get("components", []))
+        # For the readiness probe: how the start of each component configured after this one went, and (with
+        # more than one router worker, router.workers) whether every other worker is linked to this one.
+        if self.config.extra.get("worker", 0) == 0:
+            extra = self.config.extra
+            await serve_component_report(self, extra.get("components", []), extra.get("workers", 1))

@@ -20,6 +20,8 @@ Every place Switchboard reaches into Crossbar, autobahn or Twisted internals: on
 - :mod:`router.seam.metrics`: session join/leave event lines, and the per-message counts of ``/metrics``;
 - :mod:`router.seam.logging`: the controller's log events as records (level, source), no secret logged at
   ``debug``;
+- :mod:`router.seam.rlinks`: Crossbar's router-to-router links (between router workers, between nodes)
+  forward errors, identities, patterns, progressive results and publication ids as one router would;
 - :mod:`router.seam.fastpath`: CALLs with a cached authorization decided without Deferreds, messages sent in
   one function.
 
@@ -90,6 +92,7 @@ MODULES = (
     "subscriptions",
     "metrics",
     "logging",
+    "rlinks",
     "fastpath",
 )
 
@@ -198,6 +201,10 @@ def install(limits: Limits, trusted_proxies: tuple[str, ...] = (), **_: Any) -> 
         from router.seam import logging as secret_free_logging
 
         secret_free_logging.install()  # its controller half: router.seam.logging.controller_main
+    if use["rlinks"]:
+        from router.seam import rlinks
+
+        rlinks.install()  # the message hooks only once a link session attaches to a router here
     if use["fastpath"]:
         from router.seam import fastpath
 

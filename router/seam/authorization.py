@@ -15,8 +15,9 @@ client past its role or grow the router's memory:
    entries, and URIs longer than :data:`MAX_CACHED_URI` bytes are decided but never cached.
 3. **Identity.** The dealer and broker take a client's own ``forward_for`` (CALL, PUBLISH, YIELD, ...) as
    the true originator, so any client could call or publish as ``admin`` in the eyes of callees and
-   subscribers. Only router-to-router links may set it; Switchboard runs none yet, so ``forward_for`` is
-   dropped from every message a session sends (:data:`LINK_ROLES` names the roles that would keep it).
+   subscribers. Only router-to-router links may set it: ``forward_for`` is dropped from every message a
+   session sends unless its role is in :data:`LINK_ROLES` (the links between router workers,
+   :mod:`router.workers`).
 
 4. **Channel URIs** (:mod:`router.channels.access`): on a realm with channels, the channel procedures are
    open to every role, ``switchboard.presence.<topic>`` is decided as a subscription to ``<topic>``, and
@@ -40,6 +41,7 @@ from router.authz.model import Role
 from router.authz.rules import pattern_allowed
 from router.channels.access import exact_decision, pattern_reaches_channels, presence_pattern
 from router.config import Limits
+from router.workers import LINK_ROLE
 
 __all__ = [
     "CHANNELS_ATTRIBUTE",
@@ -75,7 +77,7 @@ SIGNATURES = {
 }
 
 #: Roles of router-to-router link sessions, the only ones whose ``forward_for`` is believed.
-LINK_ROLES: frozenset[str] = frozenset()
+LINK_ROLES: frozenset[str] = frozenset({LINK_ROLE})
 
 #: Longest URI (in characters) whose decision is cached.
 MAX_CACHED_URI = 256
@@ -143,7 +145,8 @@ def _make_authorize(cache_size: int) -> Any:
             return defer.succeed(_denied(action))  # the role is gone: deny, as Crossbar does
         match = (options or {}).get("match") or "exact"
         channels = getattr(self, CHANNELS_ATTRIBUTE, None)
-        if match != "exact" and authrole != "trusted":
+        unrestricted = authrole == "trusted" or authrole in LINK_ROLES  # the node's own sessions
+        if match != "exact" and not unrestricted:
             model = role_model(self, authrole)
             allowed = model is not None and pattern_allowed(model.allow, model.deny, uri, match, action)
             reach = presence_pattern(uri, match) if channels and action == "subscribe" else None
@@ -153,7 +156,7 @@ def _make_authorize(cache_size: int) -> Any:
             if channels and action == "register" and pattern_reaches_channels(uri, match):
                 allowed = False
             return defer.succeed({"allow": allowed, "cache": False})
-        if channels and authrole != "trusted":
+        if channels and not unrestricted:
             derived = exact_decision(uri, action)
             if derived == "allow":
                 return defer.succeed({"allow": True, "disclose": True, "cache": False})

@@ -34,12 +34,14 @@ from twisted.logger import Logger
 
 from router.config import Limits
 from router.uris import TOO_MANY_PENDING_CALLS
+from router.workers import LINK_ROLE
 
 __all__ = ["RELIED_ON", "SIGNATURES", "effective_timeout", "install"]
 
 
-#: Sessions exempt from the pending-call cap: the router's own components.
-EXEMPT_ROLES = frozenset({"trusted"})
+#: Sessions exempt from the pending-call cap: the router's own components, and the links between router
+#: workers and nodes, which make every call forwarded from the other side (router.workers).
+EXEMPT_ROLES = frozenset({"trusted", LINK_ROLE})
 
 #: Crossbar/autobahn names this module relies on (``tests/unit/test_seam_calls.py`` checks them).
 #: A name on a class that is not a class attribute must be assigned as ``self.<name>`` in that class.

@@ -34,6 +34,7 @@ from router.config import Limits
 from router.metrics import Counts, counts
 from router.patches import Patches
 from router.peers import Networks, client_address, networks
+from router.workers import LINK_ROLE
 
 __all__ = [
     "RELIED_ON",
@@ -61,6 +62,7 @@ RELIED_ON = [
     "crossbar.router.dealer.Dealer.processInvocationError",
     "crossbar.router.dealer.Dealer._invocations",
     "crossbar.router.dealer.InvocationRequest.registration",
+    "crossbar.router.dealer.InvocationRequest.caller",
 ]
 
 #: Methods wrapped or called here (with positional arguments): the parameters they are expected to take.
@@ -107,9 +109,11 @@ def _remember(realm: str, router: Any) -> None:
     _routers[realm] = router
 
 
-#: The router's own role (the control socket: the readiness probe, ``switchboard status``): its sessions are
-#: not clients: neither logged (every ``/ready`` check would write two lines) nor counted.
-_OWN_ROLE = "trusted"
+#: The router's own roles: ``trusted`` (the control socket: the readiness probe, ``switchboard status``) and
+#: the links between router workers and nodes (:mod:`router.workers`). Their sessions are not clients: neither
+#: logged (every ``/ready`` check would write two lines) nor counted, and a call a link makes on behalf of a
+#: client is counted once, by the worker the client called in.
+_OWN_ROLES = frozenset({"trusted", LINK_ROLE})
 
 
 def _joined(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,7 +122,7 @@ def _joined(original: Callable[..., Any]) -> Callable[..., Any]:
         result = original(self, session, session_details)
         realm = self.realm
         _remember(realm, self)
-        if session_details.authrole == _OWN_ROLE:
+        if session_details.authrole in _OWN_ROLES:
             return result
         counts.joins[realm] = counts.joins.get(realm, 0) + 1
         events.emit(
@@ -144,7 +148,7 @@ def _left(original: Callable[..., Any]) -> Callable[..., Any]:
             return None
         result = original(self, session, session_details, close_details)
         realm = self.realm
-        if session_details.authrole == _OWN_ROLE:
+        if session_details.authrole in _OWN_ROLES:
             return result
         counts.leaves[realm] = counts.leaves.get(realm, 0) + 1
         events.emit(
@@ -182,7 +186,7 @@ def install_counters(c: Counts = counts) -> bool:
         def _call(
             self: Any, session: Any, call: Any, registration: Any, authorization: Any, is_queued_call: bool = False
         ) -> Any:
-            if not is_queued_call:
+            if not is_queued_call and session._authrole != LINK_ROLE:
                 c.call(registration.uri)
             return original(self, session, call, registration, authorization, is_queued_call)
 
@@ -192,7 +196,7 @@ def install_counters(c: Counts = counts) -> bool:
         @functools.wraps(original)
         def processInvocationError(self: Any, session: Any, error: Any) -> Any:
             invocation = self._invocations.get(error.request)
-            if invocation is not None:
+            if invocation is not None and invocation.caller._authrole != LINK_ROLE:
                 c.call_error(invocation.registration.uri)
             return original(self, session, error)
 
@@ -218,7 +222,7 @@ def client_sessions() -> Iterator[tuple[str, str, str]]:
             if (
                 isinstance(session, RouterSession)
                 and session._session_details is not None
-                and session._authrole != _OWN_ROLE
+                and session._authrole not in _OWN_ROLES
             ):
                 yield realm, str(session._authrole), _transport_type(session._transport)
 

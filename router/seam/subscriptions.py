@@ -22,6 +22,7 @@ from crossbar.router.dealer import Dealer
 
 from router.config import Limits
 from router.uris import TOO_MANY_REGISTRATIONS, TOO_MANY_SUBSCRIPTIONS
+from router.workers import LINK_ROLE
 
 __all__ = ["RELIED_ON", "SIGNATURES", "install"]
 
@@ -43,8 +44,9 @@ SIGNATURES = {
     "crossbar.router.dealer.Dealer.processRegister": ("self", "session", "register"),
 }
 
-#: Sessions exempt from the caps: the router's own components.
-EXEMPT_ROLES = frozenset({"trusted"})
+#: Sessions exempt from the caps: the router's own components, and the links between router workers and
+#: nodes, which hold every subscription and registration mirrored from the other side (router.workers).
+EXEMPT_ROLES = frozenset({"trusted", LINK_ROLE})
 
 
 def _capped(original: Any, held: str, cap: int, kind: int, error: str, what: str) -> Any:

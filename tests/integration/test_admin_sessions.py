@@ -53,6 +53,7 @@ async def test_admin_lists_the_realms_sessions_with_who_how_and_since_when(react
                 "serializer": "json",
                 "peer": mine["peer"],
                 "joined": mine["joined"],
+                "worker": 0,
             }
             assert mine["peer"].startswith("tcp4:127.0.0.1:")
             assert (theirs["authid"], theirs["authrole"], theirs["authmethod"]) == (user.authid, "user", "wampcra")

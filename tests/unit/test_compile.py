@@ -54,6 +54,7 @@ def test_one_router_worker_with_realm_components_and_transports() -> None:
     assert worker["components"][2]["extra"] == {
         "store": STORE,
         "roles": json.loads(DEMO_CONFIG.read_text())["realms"][0]["roles"],
+        "workers": 1,
     }
     assert worker["components"][3]["extra"] == {}
 
@@ -203,3 +204,84 @@ def test_crossbar_accepts_a_compiled_rawsocket_transport() -> None:
     Personality.check_config(Personality, node)
     (transport,) = [t for t in node["workers"][0]["transports"] if t["id"] == "transport_raw"]
     assert transport["options"] == {"max_message_size": 16777216}
+
+
+NODE_KEY = "ab" * 32
+
+
+def workers_document(workers: int) -> dict[str, Any]:
+    """The demo config with ``workers`` router workers (operations on a port of their own, no presence)."""
+    doc = demo_document()
+    doc["workers"] = workers
+    doc["operations"] = {"port": 19100}
+    for realm in doc["realms"]:
+        for channel in realm.get("channels", []):
+            channel.pop("presence", None)
+    return doc
+
+
+def workers_node_config(workers: int = 3) -> dict[str, Any]:
+    config = with_port(parse_config(workers_document(workers), DEMO_CONFIG.parent), 18080)
+    return compile_node(config, control_socket=SOCKET, store_path=STORE, node_key=NODE_KEY)
+
+
+def test_crossbar_accepts_a_compiled_multi_worker_config() -> None:
+    """Crossbar's own config checker accepts three router workers with their link sockets and rlinks."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from crossbar.personality import Personality
+
+    Personality.check_config(Personality, workers_node_config())
+
+
+def test_the_home_worker_hosts_every_component_and_the_others_their_agents() -> None:
+    """Worker 0 hosts what a one-worker node hosts, plus the link socket; the others host only their
+    bootstrap and one agent per realm, and none of the private transports but their link socket."""
+    home, first, second = workers_node_config()["workers"]
+    assert [w["id"] for w in (home, first, second)] == ["router_main", "router_1", "router_2"]
+    one = demo_node_config()["workers"][0]
+    assert [c["classname"] for c in home["components"]] == [c["classname"] for c in one["components"]]
+    assert home["components"][0]["extra"]["workers"] == 3
+    for k, worker in ((1, first), (2, second)):
+        assert [(c["classname"], c["extra"].get("worker")) for c in worker["components"]] == [
+            ("router.worker.WorkerBootstrap", k),
+            ("router.workers_agent.WorkerAgent", k),
+        ]
+        assert [t["id"] for t in worker["transports"]] == ["transport_link", "transport_main"]
+    home_ids = [t["id"] for t in home["transports"]]
+    assert (home_ids[0], home_ids[-1]) == ("transport_link", "transport_control")
+    assert "transport_operations" in home_ids
+
+
+def test_public_listeners_are_shared_and_links_form_a_full_mesh() -> None:
+    """Every worker's public listener is `shared` (SO_REUSEPORT) on the same port; worker k links to each
+    worker before it, per realm, on that worker's socket; each link socket accepts the other workers' authids
+    with the node key only, as the link role."""
+    workers = workers_node_config()["workers"]
+    for worker in workers:
+        main = next(t for t in worker["transports"] if t["id"] == "transport_main")
+        assert main["endpoint"]["shared"] is True
+        assert main["endpoint"]["port"] == 18080
+    links = [[link["id"] for link in w["realms"][0]["rlinks"]] for w in workers]
+    assert links == [[], ["link_1_to_0"], ["link_2_to_0", "link_2_to_1"]]
+    target = workers[2]["realms"][0]["rlinks"][1]["transport"]["endpoint"]["path"]
+    assert target == "/run/sb/link-1.sock"
+    listener = workers[1]["transports"][0]
+    assert listener["endpoint"] == {"type": "unix", "path": "/run/sb/link-1.sock"}
+    assert listener["auth"] == {
+        "cryptosign": {
+            "type": "static",
+            "principals": {
+                "switchboard-link-0": {"role": "switchboard-link", "authorized_keys": [NODE_KEY]},
+                "switchboard-link-2": {"role": "switchboard-link", "authorized_keys": [NODE_KEY]},
+            },
+        }
+    }
+    assert [r["name"] for r in workers[1]["realms"][0]["roles"]][-1] == "switchboard-link"
+
+
+def test_more_than_one_worker_needs_the_node_key() -> None:
+    """Without the node key the links could not log in: the compiler refuses."""
+    doc = workers_document(2)
+    with pytest.raises(ValueError, match="node key"):
+        compile_node(parse_config(doc, DEMO_CONFIG.parent), control_socket=SOCKET, store_path=STORE)

@@ -66,8 +66,8 @@ def test_with_port_overrides_the_main_transport() -> None:
         ),
         (
             lambda d: d.__setitem__("extra", 1),
-            "/extra: unknown key (allowed: $schema, components, limits, listen, operations, pythonpath, realms, "
-            "throttle, trusted_proxies)",
+            "/extra: unknown key (allowed: $schema, cluster, components, limits, listen, operations, pythonpath, "
+            "realms, throttle, trusted_proxies, workers)",
         ),
         (lambda d: d["listen"][0].__delitem__("name"), "/listen/0/name: is required"),
         (lambda d: d.__delitem__("realms"), "/realms: is required"),
