@@ -29,6 +29,10 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "history": [("publishes/s (acknowledged)", "rate", "{:.0f}"), ("RSS before MiB", "rss_before_mib", "{:.1f}"),
                 ("RSS after MiB", "rss_after_mib", "{:.1f}"), ("router RSS KiB per 10k events", "rss_per_10k_kib",
                 "{:.0f}"), ("history file KiB", "file_kib", "{:.0f}")],
+    "scale": [("offered ops/s", "offered", "{:.0f}"), ("done ops/s", "rate", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"),
+              ("p99 ms", "p99_ms", "{:.2f}"), ("router CPU µs/op", "cpu_us", "{:.1f}"),
+              ("router CPU %", "router_cpu_pct", "{:.0f}"), ("ops/s per core", "per_core", "{:.0f}"),
+              ("ops/s, a core per worker", "per_node", "{:.0f}")],
 }  # fmt: skip
 TITLES = {
     "rpc": "RPC: one callee, one caller, N calls in flight",
@@ -38,6 +42,7 @@ TITLES = {
     "startup": "Startup to ready (from the idle runs' fresh starts)",
     "channels": "Channels: fan-out to a channel topic (history + presence) vs a plain topic, same node",
     "history": "Channel history: router RSS before and after storing events (fresh node each time)",
+    "scale": "Scale-out: router CPU per operation at a fixed offered rate, 1, 2 and 4 router workers",
 }
 # The metric the ratio columns compare, and whether lower is better for it.
 HEADLINE = {
@@ -48,6 +53,7 @@ HEADLINE = {
     "startup": ("seconds", True),
     "channels": ("rate", False),
     "history": ("rss_per_10k_kib", True),
+    "scale": ("per_node", False),
 }
 PLAIN_TOPIC_CASE = "plain topic"
 
@@ -65,6 +71,7 @@ def _plain_topic(key: Key) -> Key:
 RATIOS: dict[str, list[tuple[str, Callable[[Key], Key]]]] = {
     "channels": [("x plain topic", _plain_topic)],
     "history": [],
+    "scale": [("x 1 worker", _system("switchboard"))],
 }
 SYSTEM_RATIOS = [("x crossbar", _system("crossbar")), ("x echo", _system("echo"))]
 

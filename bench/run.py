@@ -70,7 +70,11 @@ LOAD_JS = ROOT / "bench" / "js" / "load.js"
 BIN_DIR = Path(sys.executable).parent
 SYSTEMS = ("switchboard", "crossbar", "echo")
 ECHO_SCENARIOS = {"rpc", "idle"}  # the echo server has no pub/sub and no login
-SCENARIOS = ("rpc", "fanout", "idle", "login", "channels")
+VARIANT_SCENARIOS = {"rpc", "fanout"}  # where the --systems variants of Switchboard are measured too
+SCENARIOS = ("rpc", "fanout", "idle", "login", "channels", "scale")
+#: The systems of the ``scale`` scenario: one router worker, two, four (docs/scaling.md).
+SCALE_SYSTEMS = ("switchboard", "switchboard-2w", "switchboard-4w")
+SCALE_WORKERS = {"switchboard": 1, "switchboard-2w": 2, "switchboard-4w": 4}
 PLAIN_TOPIC = "bench.fanout"
 CHANNEL_TOPIC = f"{CHANNEL_PREFIX}.fanout"
 #: Events per topic in the RSS measurement: the channel's history size, so every event stays stored.
@@ -95,13 +99,17 @@ class Plan:
     login_concurrency: int
     channel_subscribers: int
     channel_events: int  # a multiple of EVENTS_PER_TOPIC
+    # The scale cases: ("rpc", callers, calls/s) or ("fanout", subscribers, publications/s), fixed offered rates.
+    scale: tuple[tuple[str, int, int], ...] = ()
+    scale_systems: tuple[str, ...] = SCALE_SYSTEMS
 
 
 PLANS = {
     "full": Plan(3, 5.0, 1000, (1, 16, 64), ("websocket", "rawsocket"), (1, 10, 100, 1000), (16,), (100,),
-                 (1000, 10000), LOGIN_METHODS, 8, 100, 10000),
+                 (1000, 10000), LOGIN_METHODS, 8, 100, 10000,
+                 (("rpc", 8, 2000), ("fanout", 10, 1000), ("fanout", 100, 200), ("fanout", 1000, 20))),
     "quick": Plan(1, 0.5, 200, (16,), ("websocket", "rawsocket"), (10,), (), (), (100,), ("anonymous", "ticket"),
-                  2, 10, 2000),
+                  2, 10, 2000, (("rpc", 4, 200), ("fanout", 10, 50)), SCALE_SYSTEMS[:2]),
 }  # fmt: skip
 
 
@@ -352,7 +360,13 @@ class Suite:
     # -- the run -----------------------------------------------------------------------------------------
 
     def systems(self, scenario: str) -> tuple[str, ...]:
-        return tuple(s for s in self.all_systems if s != "echo" or scenario in ECHO_SCENARIOS)
+        """The systems of ``scenario``: variants of Switchboard (C framing off, several workers, ...) take part
+        in the per-message scenarios only, where they differ."""
+        return tuple(
+            s
+            for s in self.all_systems
+            if (s != "echo" or scenario in ECHO_SCENARIOS) and (s in SYSTEMS or scenario in VARIANT_SCENARIOS)
+        )
 
     def run(self) -> None:
         plan = self.plan
@@ -371,6 +385,8 @@ class Suite:
                             target.stop()
         if "channels" in self.only and "switchboard" in self.all_systems:
             self.run_channels()
+        if "scale" in self.only and plan.scale:
+            self.run_scale()
         shared = [s for s in ("rpc", "fanout", "login") if s in self.only]
         if not shared:
             return
@@ -382,6 +398,36 @@ class Suite:
                     print(f"{scenario}, repetition {rep + 1}/{plan.reps}", flush=True)
                     for system in self.systems(scenario):
                         method(targets[system])
+        finally:
+            for target in targets.values():
+                target.stop()
+
+    def scale(self, target: Target, load_kind: str, size: int, rate: int) -> None:
+        """One fixed offered rate on ``target``: router CPU per operation in all its workers, and what that
+        projects per core and for the node with one core per worker."""
+        sizes = {"callers": size} if load_kind == "rpc" else {"subscribers": size}
+        options = self.options(target, "scale", load=load_kind, rate=rate, duration=self.plan.duration, **sizes)
+        r = self.measured(target, options)
+        workers = SCALE_WORKERS.get(target.name, 1)
+        offered = rate if load_kind == "rpc" else rate * size
+        case = (f"rpc, {size} callers, {rate} calls/s" if load_kind == "rpc"
+                else f"fanout, {size} subscribers, {rate} events/s")  # fmt: skip
+        per_core = 1e6 / r["cpu_us"] if r["cpu_us"] else None
+        self.record("scale", case, target, offered=offered, rate=r["rate"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
+                    cpu_us=r["cpu_us"], router_cpu_pct=r["router_cpu_pct"], workers=workers, per_core=per_core,
+                    per_node=per_core * workers if per_core else None)  # fmt: skip
+
+    def run_scale(self) -> None:
+        """The ``scale`` cases on one, two and four router workers, taking turns on the same nodes."""
+        plan = self.plan
+        systems = plan.scale_systems
+        targets = {system: self.start(system) for system in systems}
+        try:
+            for rep in range(plan.reps):
+                print(f"scale, repetition {rep + 1}/{plan.reps}", flush=True)
+                for load_kind, size, rate in plan.scale:
+                    for system in systems:
+                        self.scale(targets[system], load_kind, size, rate)
         finally:
             for target in targets.values():
                 target.stop()

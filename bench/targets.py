@@ -217,9 +217,14 @@ BENCH_CHANNEL: dict[str, Any] = {
 
 def bench_config(overrides: dict[str, Any] | None = None, channels: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     """The demo config, plus a RawSocket listener, the ``bench`` prefix for anonymous sessions and
-    ``channels`` in the demo realm (after the demo's own)."""
+    ``channels`` in the demo realm (after the demo's own). With ``workers`` above 1 in ``overrides`` the
+    demo's channels lose their presence (docs/scaling.md)."""
     config: dict[str, Any] = json.loads((ROOT / "config" / "switchboard.json").read_text())
     config.update(overrides or {})
+    if config.get("workers", 1) > 1:
+        for realm in config["realms"]:
+            for channel in realm.get("channels", []):
+                channel.pop("presence", None)
     config.pop("$schema", None)
     main = config["listen"][0]
     main["port"] = 0
@@ -390,6 +395,14 @@ STARTERS: dict[str, Callable[[Path], Target]] = {
     # router/seam/fastpath.py switched off: what the synchronous fast paths are worth.
     "switchboard-nofastpath": lambda workdir: start_switchboard(
         workdir, overrides=ONE_LOAD_ADDRESS, name="switchboard-nofastpath", env={"SWITCHBOARD_FASTPATH": "0"}
+    ),
+    # Several router workers sharing the ports, linked by rlinks (docs/scaling.md); the operations endpoints on
+    # a port of their own, as required with more than one worker.
+    "switchboard-2w": lambda workdir: start_switchboard(
+        workdir, overrides={**ONE_LOAD_ADDRESS, "workers": 2, "operations": {"port": 0}}, name="switchboard-2w"
+    ),
+    "switchboard-4w": lambda workdir: start_switchboard(
+        workdir, overrides={**ONE_LOAD_ADDRESS, "workers": 4, "operations": {"port": 0}}, name="switchboard-4w"
     ),
     # /metrics not served, so nothing counted per message: what the metrics cost (bench/metrics_overhead.py).
     "switchboard-nometrics": lambda workdir: start_switchboard(

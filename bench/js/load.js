@@ -11,6 +11,10 @@
 //   idle    {sessions}: join N sessions, report the join rate, hold them until stdin closes
 //   login   {method, concurrency, duration}: join + leave in a loop with one auth method
 //   canary  {}: one session calling its own procedure every 5 ms until stdin closes (latency under load)
+//   scale   {load: 'rpc'|'fanout', rate, duration, callers?, subscribers?}: a fixed offered rate, paced every
+//           5 ms (calls or publications per second) from `callers` caller sessions to one callee, or from one
+//           publisher to `subscribers`, lean WebSocket/JSON clients; first waits until every caller reaches the
+//           callee and every subscriber gets events (with several router workers they cross links)
 'use strict';
 const nacl = require('tweetnacl');
 const { autobahn, open, withTimeout } = require('./clients');
@@ -304,7 +308,132 @@ async function canary() {
   return { ops: latencies.length, seconds, rate: latencies.length / seconds, ...percentiles(latencies) };
 }
 
-const SCENARIOS = { rpc, fanout, store, idle, login, canary };
+/** Resolves once `attempt()` resolves, trying every 50 ms for at most `ms`. */
+async function until(attempt, what, ms = 30000) {
+  const deadline = now() + ms;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (e) {
+      if (now() > deadline) throw new Error(`${what}: ${e.message}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** Run `fire()` `rate` times a second, paced in ticks of 5 ms, with `gate.measuring` set while measured:
+ * warm up, then measure `duration` seconds; the measured seconds. */
+async function paced(fire, rate, duration, gate) {
+  const started = now();
+  let issued = 0;
+  const timer = setInterval(() => {
+    const due = Math.floor(((now() - started) / 1000) * rate);
+    for (; issued < due; issued += 1) fire();
+  }, 5);
+  try {
+    await sleep(WARMUP_MS);
+    emit('measure');
+    gate.measuring = true;
+    const began = now();
+    await sleep(duration * 1000);
+    gate.measuring = false;
+    const seconds = (now() - began) / 1000;
+    emit('stop');
+    return seconds;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Calls past which a paced caller skips (and counts) calls instead of queueing them without bound. */
+const MAX_UNFINISHED = 4096;
+
+async function scaleRpc(clients, gate) {
+  const callee = await open(target, 'websocket', undefined, 'lean');
+  clients.push(callee);
+  await callee.register('bench.echo', (args) => args[0]);
+  const callers = [];
+  for (let i = 0; i < options.callers; i += 1) callers.push(await open(target, 'websocket', undefined, 'lean'));
+  clients.push(...callers);
+  for (const caller of callers) await until(() => caller.call('bench.echo', [PAYLOAD]), 'no callee reached');
+  emit('ready');
+  let ops = 0;
+  let unfinished = 0;
+  let skipped = 0;
+  let failed = 0;
+  let next = 0;
+  const latencies = [];
+  const seconds = await paced(
+    () => {
+      if (unfinished >= MAX_UNFINISHED) {
+        skipped += 1;
+        return;
+      }
+      const counted = gate.measuring;
+      const start = now();
+      unfinished += 1;
+      callers[next++ % callers.length].call('bench.echo', [PAYLOAD]).then(
+        () => {
+          unfinished -= 1;
+          if (counted && gate.measuring) {
+            ops += 1;
+            latencies.push(now() - start);
+          }
+        },
+        () => {
+          unfinished -= 1;
+          failed += 1;
+        },
+      );
+    },
+    options.rate,
+    options.duration,
+    gate,
+  );
+  return { ops, seconds, rate: ops / seconds, skipped, failed, ...percentiles(latencies) };
+}
+
+async function scaleFanout(clients, gate) {
+  const topic = 'bench.scale';
+  const { sessions: subscribers } = await openMany(options.subscribers, 50, 'websocket', 'lean');
+  const publisher = await open(target, 'websocket', undefined, 'lean');
+  clients.push(publisher, ...subscribers);
+  const reached = new Set();
+  let ops = 0;
+  const latencies = [];
+  await Promise.all(
+    subscribers.map((s, i) =>
+      s.subscribe(topic, (args) => {
+        if (args[0] === 'probe') reached.add(i);
+        else if (gate.measuring) {
+          ops += 1;
+          if (latencies.length < 2000000) latencies.push(now() - args[1]);
+        }
+      }),
+    ),
+  );
+  await until(async () => {
+    publisher.publish(topic, ['probe']);
+    await sleep(50);
+    if (reached.size < subscribers.length) throw new Error(`${reached.size} of ${subscribers.length} reached`);
+  }, 'subscribers not reached');
+  await sleep(200); // the last probes
+  emit('ready');
+  const seconds = await paced(() => publisher.publish(topic, ['event', now()]), options.rate, options.duration, gate);
+  return { ops, seconds, rate: ops / seconds, ...percentiles(latencies) };
+}
+
+async function scale() {
+  const clients = [];
+  const gate = { measuring: false };
+  try {
+    return await (options.load === 'rpc' ? scaleRpc(clients, gate) : scaleFanout(clients, gate));
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+const SCENARIOS = { rpc, fanout, store, idle, login, canary, scale };
 
 SCENARIOS[options.scenario]()
   .then((result) => {
