@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import CallDetails, PublishOptions
+from autobahn.wamp.types import CallDetails, CallOptions, PublishOptions
 from twisted.internet.threads import deferToThread
 
 from router import uris
@@ -46,6 +46,8 @@ __all__ = ["MAX_SESSIONS", "AdminComponent", "session_entry"]
 
 #: The most sessions one ``session.list`` answers (and its default ``limit``).
 MAX_SESSIONS = 1000
+#: Milliseconds another router worker's agent has to answer (router.workers_agent).
+WORKER_TIMEOUT_MS = 10_000
 
 
 def _invalid(procedure: str, reason: str) -> ApplicationError:
@@ -119,24 +121,33 @@ class AdminComponent(ComponentSession):
         """The realm's role definitions: the file's, then stored changes, then ``changes`` (None removes)."""
         return effective_roles(self._file_roles, self._store.role_definitions(self._realm_name), changes)
 
-    def _apply(self, definitions: dict[str, Any], removed: set[str]) -> None:
+    async def _apply_everywhere(self, definitions: dict[str, Any], removed: set[str]) -> None:
+        """Install ``definitions`` in this router worker, then in every other (router.workers_agent); raises
+        ``switchboard.error.worker_unavailable`` for a worker that did not take them."""
         install_roles(self._router, definitions, removed)
-
-    async def _apply_elsewhere(self, definitions: dict[str, Any], removed: set[str]) -> None:
-        """Install ``definitions`` in every other router worker too (router.workers_agent)."""
         for worker in range(1, self._workers):
-            await self.call(roles_uri(worker), definitions, sorted(removed))
+            await self._meta_call(worker, roles_uri(worker), definitions, sorted(removed))
 
     async def _meta(self, worker: int, procedure: str, *args: Any, **kwargs: Any) -> Any:
         """``procedure`` of the WAMP session meta API, run in router worker ``worker`` (0: this one)."""
         if worker == 0:
             return await self.call(procedure, *args, **kwargs)
-        return await self.call(meta_uri(worker), procedure, *args, **kwargs)
+        return await self._meta_call(worker, meta_uri(worker), procedure, *args, **kwargs)
 
-    def _restore(self, definitions: dict[str, Any], removed: set[str]) -> None:
-        """Best effort: put ``definitions`` back after a failed change (the failure is already reported)."""
+    async def _meta_call(self, worker: int, uri: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``uri`` of worker ``worker``'s agent, bounded by :data:`WORKER_TIMEOUT_MS`; an agent that is not
+        there or does not answer is ``switchboard.error.worker_unavailable``."""
         try:
-            self._apply(definitions, removed)
+            return await self.call(uri, *args, options=CallOptions(timeout=WORKER_TIMEOUT_MS), **kwargs)
+        except ApplicationError as e:
+            if e.error in (ApplicationError.NO_SUCH_PROCEDURE, ApplicationError.CANCELED):
+                raise ApplicationError(uris.WORKER_UNAVAILABLE, f"router worker {worker} did not answer") from None
+            raise
+
+    async def _restore(self, definitions: dict[str, Any], removed: set[str]) -> None:
+        """Best effort: put ``definitions`` back in every worker after a failed change (already reported)."""
+        try:
+            await self._apply_everywhere(definitions, removed)
         except Exception:
             self.log.failure("could not fully restore the roles after a failed change")
 
@@ -168,17 +179,19 @@ class AdminComponent(ComponentSession):
         semantic = list(role_problems(candidate))
         if semantic:
             raise _invalid("role.set", "; ".join(f"/roles{p}: {m}" for p, m in semantic))
-        # The running router first, the store second: a role the router refuses is never stored (a stored
-        # role that cannot be installed would break every later start).
+        # The running routers first (every worker), the store second: a role a router refuses, or that some
+        # worker did not get, is never stored (a stored role that cannot be installed would break every later
+        # start).
         previous = self._current()
         undo = {name} if name not in previous else set()
         try:
-            self._apply(candidate, removed=set())
+            await self._apply_everywhere(candidate, set())
             self._store.set_role_definition(self._realm_name, name, definition)
-            await self._apply_elsewhere(candidate, set())
         except Exception as e:
             self.log.failure("role.set {name!r} not applied; restoring the previous roles", name=name)
-            self._restore(previous, undo)
+            await self._restore(previous, undo)
+            if isinstance(e, ApplicationError) and e.error == uris.WORKER_UNAVAILABLE:
+                raise
             raise _invalid("role.set", f"the router refused role {name!r}: {type(e).__name__}: {e}") from None
         await self._audit(who, {"action": "role.set", "role": name, "definition": definition})
         stored: dict[str, Any] = definition
@@ -197,9 +210,14 @@ class AdminComponent(ComponentSession):
         heirs = sorted(n for n, d in current.items() if name in d.get("inherits", []))
         if heirs:
             raise _invalid("role.remove", f"role {name!r} is inherited by {', '.join(heirs)}")
-        self._store.set_role_definition(self._realm_name, name, None)
-        self._apply(self._current(), removed={name})
-        await self._apply_elsewhere(self._current(), {name})
+        remaining = self._current({name: None})
+        try:
+            await self._apply_everywhere(remaining, {name})
+            self._store.set_role_definition(self._realm_name, name, None)
+        except Exception:
+            self.log.failure("role.remove {name!r} not applied; restoring the previous roles", name=name)
+            await self._restore(current, set())
+            raise
         await self._audit(who, {"action": "role.remove", "role": name})
 
     # -- users ---------------------------------------------------------------------------------------
@@ -368,7 +386,9 @@ class AdminComponent(ComponentSession):
         return {"authid": details.caller_authid, "authrole": details.caller_authrole}
 
     async def _end_sessions(self, authid: str, why: str) -> None:
-        await each_worker(self, "wamp.session.kill_by_authid", authid, reason=uris.CREDENTIALS_REVOKED, message=why)
+        await each_worker(
+            self, self._workers, "wamp.session.kill_by_authid", authid, reason=uris.CREDENTIALS_REVOKED, message=why
+        )
 
     async def _audit(self, who: dict[str, Any], what: dict[str, Any]) -> None:
         event = {"who": who, "what": what, "when": self.clock()}

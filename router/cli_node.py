@@ -93,7 +93,7 @@ async def inspect_node(reactor: Any, data_dir: Path, sessions: bool = True) -> N
     """Find the node of ``data_dir``: its live processes, whether it answers, and (``sessions``) the
     number of client sessions per realm (``wamp.session.count``, which leaves out trusted sessions such as
     this one). Raises :class:`router.runstate.RunStateError` when the run-state file cannot be read."""
-    from router.control import control_session
+    from router.control import control_session, node_workers
 
     processes = node_processes(data_dir)
     socket_path = datadir.control_socket_path(data_dir)
@@ -104,7 +104,7 @@ async def inspect_node(reactor: Any, data_dir: Path, sessions: bool = True) -> N
     for i, realm in enumerate(realms if sessions else realms[:1]):
         try:
             async with control_session(reactor, str(socket_path), realm, ANSWER_TIMEOUT) as session:
-                counts[realm] = await _bounded(reactor, _client_sessions(session))
+                counts[realm] = await _bounded(reactor, _client_sessions(session, node_workers(data_dir)))
         except Exception:
             if i == 0:  # the first realm is the readiness probe's: not answering there is not answering
                 return NodeStatus(data_dir, processes, answers=False)
@@ -112,13 +112,22 @@ async def inspect_node(reactor: Any, data_dir: Path, sessions: bool = True) -> N
     return NodeStatus(data_dir, processes, answers=True, sessions=counts if sessions else {})
 
 
-async def _client_sessions(session: Any) -> int:
-    """Client sessions of ``session``'s realm in every router worker (not the links between them)."""
+async def _client_sessions(session: Any, workers: int) -> int | None:
+    """Client sessions of ``session``'s realm in every router worker (not the links between them); None when a
+    worker does not answer (its link is down: the node answers, its count is unknown)."""
+    from autobahn.wamp.exception import ApplicationError
+
+    from router.uris import WORKER_UNAVAILABLE
     from router.workers import LINK_ROLE
     from router.workers_agent import each_worker
 
-    every = await each_worker(session, "wamp.session.count")
-    links = await each_worker(session, "wamp.session.count", [LINK_ROLE])
+    try:
+        every = await each_worker(session, workers, "wamp.session.count")
+        links = await each_worker(session, workers, "wamp.session.count", [LINK_ROLE])
+    except ApplicationError as e:
+        if e.error == WORKER_UNAVAILABLE:
+            return None
+        raise
     return int(sum(every) - sum(links))
 
 

@@ -97,6 +97,7 @@ def compile_node(
     operations = _operations(config, control_socket, store_path, hosted)
     ops = config.operations
     shared = config.workers > 1
+    largest = max(t.max_message_size for t in config.transports)  # what a link may have to carry
     transports = [
         _transport(t, auth_config, operations if ops is not None and ops.listener == t.name else {}, shared)
         for t in config.transports
@@ -111,7 +112,7 @@ def compile_node(
     if not shared:
         realms = [_realm(i, realm) for i, realm in enumerate(config.realms)]
         if config.cluster is not None:  # links to other nodes (router.workers), before the control socket
-            transports.insert(len(transports) - 1, cluster_listener(config.cluster))
+            transports.insert(len(transports) - 1, cluster_listener(config.cluster, largest))
             for compiled in realms:
                 compiled["roles"].append(link_role())
                 compiled["rlinks"] = cluster_rlinks(config.cluster, compiled["name"])
@@ -148,7 +149,7 @@ def compile_node(
                 "realms": [_realm(i, realm, k, control_socket) for i, realm in enumerate(config.realms)],
                 "components": hosted_here,
                 # The link socket first; in the home worker the control socket stays last (router.probe).
-                "transports": [link_listener(k, control_socket, config.workers, key)]
+                "transports": [link_listener(k, control_socket, config.workers, key, largest)]
                 + (transports if k == 0 else public),
             }
         )

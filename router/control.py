@@ -24,7 +24,7 @@ from twisted.internet.error import ConnectError
 
 from router.uris import CREDENTIALS_REVOKED
 
-__all__ = ["RevocationFailed", "control_session", "kill_user_sessions"]
+__all__ = ["RevocationFailed", "control_session", "kill_user_sessions", "node_workers"]
 
 
 class _ControlSession(ApplicationSession):
@@ -70,6 +70,19 @@ async def control_session(reactor: Any, socket_path: str, realm: str, timeout: f
         proto.transport.loseConnection()
 
 
+def node_workers(data_dir: Path) -> int:
+    """The router workers of the node compiled in ``data_dir`` (its ``.crossbar/config.json``; 1 if unreadable)."""
+    import json
+
+    from router.datadir import node_dir
+
+    try:
+        compiled = json.loads((node_dir(data_dir) / "config.json").read_text())
+        return max(1, sum(1 for worker in compiled["workers"] if worker.get("type") == "router"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1
+
+
 class RevocationFailed(Exception):
     """A node runs on the data directory but the user's sessions could not be closed; the message says why."""
 
@@ -90,7 +103,12 @@ async def kill_user_sessions(reactor: Any, data_dir: Path, realm: str, authid: s
     try:
         async with control_session(reactor, str(socket_path), realm) as session:
             answers = await each_worker(
-                session, "wamp.session.kill_by_authid", authid, reason=CREDENTIALS_REVOKED, message=why
+                session,
+                node_workers(data_dir),
+                "wamp.session.kill_by_authid",
+                authid,
+                reason=CREDENTIALS_REVOKED,
+                message=why,
             )
     except (ConnectError, OSError) as e:
         code = e.osError if isinstance(e, ConnectError) else e.errno

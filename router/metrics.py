@@ -284,12 +284,15 @@ def enable(max_procedures: int) -> None:
 
 #: Sample name endings whose values are times: merged by the earliest, not summed.
 _EARLIEST = ("_created", "_start_time_seconds")
+#: Sample name endings whose values are per-process limits: merged by the largest, not summed.
+_LARGEST = ("_max_fds",)
 
 
 def merged(texts: Iterable[str]) -> bytes:
     """One exposition of the router workers' (:mod:`router.workers`) text expositions ``texts``: every sample
-    with the same name and labels summed (counts, sessions, RSS, CPU, fds: node totals), except creation and
-    start times, which take the earliest. Families keep their order of first appearance, help and type."""
+    with the same name and labels summed (counts, sessions, RSS, CPU, open fds: node totals), except creation
+    and start times, which take the earliest, and the per-process fd limit, which takes the largest. Families
+    keep their order of first appearance, help and type."""
     from prometheus_client.parser import text_string_to_metric_families
 
     families: dict[str, Metric] = {}
@@ -306,6 +309,8 @@ def merged(texts: Iterable[str]) -> bytes:
                     kept[key] = sample.value
                 elif sample.name.endswith(_EARLIEST):
                     kept[key] = min(kept[key], sample.value)
+                elif sample.name.endswith(_LARGEST):
+                    kept[key] = max(kept[key], sample.value)
                 else:
                     kept[key] += sample.value
     for name, family in families.items():

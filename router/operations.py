@@ -199,7 +199,7 @@ class Metrics(resource.Resource):
         self._clock = clock
         self._render = render
         self._made: tuple[float, bytes, str] | None = None
-        self._making: defer.Deferred[None] | None = None
+        self._making: defer.Deferred[Any] | None = None
         self._waiting: list[tuple[Any, list[bool]]] = []
 
     def render_GET(self, request: Any) -> Any:
@@ -215,15 +215,18 @@ class Metrics(resource.Resource):
             from router.metrics import exposition
 
             self._render = exposition
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
         if self._making is None:
             made = self._render()
             if not isinstance(made, defer.Deferred):
                 self._made = (now, *made)
                 return self._body(request)
-            self._making = made.addCallback(self._keep, now)
-            self._making.addErrback(self._broke)
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
+            self._making = made
+            self._waiting.append((request, gone))
+            # Set up after the request waits: a Deferred that has already fired answers it right here.
+            made.addCallback(self._keep, now).addErrback(self._broke)
+            return NOT_DONE_YET
         self._waiting.append((request, gone))
         return NOT_DONE_YET
 

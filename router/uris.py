@@ -49,6 +49,7 @@ __all__ = [
     "TOO_MANY_REGISTRATIONS",
     "TOO_MANY_SUBSCRIPTIONS",
     "UNVERIFIED_VERSIONS",
+    "WORKER_UNAVAILABLE",
 ]
 
 # -- the runtime administration API (router.admin), one per realm -----------------------------------------
@@ -123,6 +124,9 @@ TOO_MANY_REGISTRATIONS: Final = "switchboard.error.too_many_registrations"
 #: The router worker refuses to start on library versions its Crossbar seam was not verified against
 #: (``switchboard run`` shows ``switchboard.error.unverified_versions: <what was found>``).
 UNVERIFIED_VERSIONS: Final = "switchboard.error.unverified_versions"
+#: With several router workers: one of them did not answer the admin API or the CLI (its link is down or it
+#: is still starting), so a change may have reached only some workers.
+WORKER_UNAVAILABLE: Final = "switchboard.error.worker_unavailable"
 
 # -- close reasons --------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from router.authz.model import LINK_ROLE  # the role the links join with, reserved (no config or store uses it)
 from router.config import Cluster, Limits, Throttle
 from router.uris import NODE_WORKER_PREFIX
 
@@ -29,6 +30,7 @@ __all__ = [
     "HOME_WORKER_ID",
     "LINK_ROLE",
     "MAX_WORKERS",
+    "NODE_URI_PREFIX",
     "cluster_listener",
     "cluster_rlinks",
     "link_authid",
@@ -38,6 +40,7 @@ __all__ = [
     "meta_uri",
     "metrics_uri",
     "node_authid",
+    "reaches_node_uris",
     "rlinks",
     "roles_uri",
     "worker_id",
@@ -46,10 +49,10 @@ __all__ = [
 
 #: The home worker's id (the id of the only router worker of a one-worker node).
 HOME_WORKER_ID = "router_main"
+#: The node's own procedures: no client may register anything that could receive their calls.
+NODE_URI_PREFIX = "switchboard.node."
 #: The most router workers a node may have (the config's ``workers`` maximum).
 MAX_WORKERS = 16
-#: The role the links between router workers join with; no configured or stored role may take the name.
-LINK_ROLE = "switchboard-link"
 
 
 def meta_uri(worker: int) -> str:
@@ -74,6 +77,21 @@ _BOTH_WAYS = {
 def metrics_uri(worker: int) -> str:
     """The metrics exposition of router worker ``worker`` (:class:`router.workers_agent.WorkerAgent`)."""
     return f"{NODE_WORKER_PREFIX}{worker}.metrics"
+
+
+def reaches_node_uris(uri: str, match: str) -> bool:
+    """Whether registering ``uri`` with ``match`` could take calls meant for the node's own procedures
+    (``switchboard.node.*``: the readiness report, the agents of :mod:`router.workers_agent`), were their
+    registration missing for a moment (a worker starting, a link reconnecting). Prefixes compare as raw
+    strings, as Crossbar routes them; an empty wildcard component matches any."""
+    if match == "exact":
+        return uri.startswith(NODE_URI_PREFIX)
+    if match == "prefix":
+        return uri.startswith(NODE_URI_PREFIX) or NODE_URI_PREFIX.startswith(uri)
+    parts = uri.split(".")
+    return len(parts) >= 3 and all(
+        part in ("", wanted) for part, wanted in zip(parts[:2], ("switchboard", "node"), strict=True)
+    )
 
 
 def worker_share(throttle: Throttle, limits: Limits, workers: int) -> tuple[Throttle, Limits]:
@@ -139,7 +157,13 @@ def link_role() -> dict[str, Any]:
     }
 
 
-def link_listener(index: int, control_socket: str, workers: int, node_key: str) -> dict[str, Any]:
+#: Bytes a forwarded message may add to a client's message (its forward_for entry and options).
+LINK_OVERHEAD = 64 * 1024
+
+
+def link_listener(
+    index: int, control_socket: str, workers: int, node_key: str, max_message_size: int
+) -> dict[str, Any]:
     """Router worker ``index``'s link socket: cryptosign with the node key only, for the other workers."""
     principals = {
         link_authid(other): {"role": LINK_ROLE, "authorized_keys": [node_key]}
@@ -151,6 +175,8 @@ def link_listener(index: int, control_socket: str, workers: int, node_key: str) 
         "id": "transport_link",
         "endpoint": {"type": "unix", "path": link_socket(control_socket, index)},
         "serializers": ["cbor"],
+        # What crosses is a client's message and a little more; Crossbar's own default would be 16 MiB.
+        "options": {"max_message_size": max_message_size + LINK_OVERHEAD},
         "auth": {"cryptosign": {"type": "static", "principals": principals}},
     }
 
@@ -179,7 +205,7 @@ def node_authid(name: str) -> str:
     return f"switchboard-node-{name}"
 
 
-def cluster_listener(cluster: Cluster) -> dict[str, Any]:
+def cluster_listener(cluster: Cluster, max_message_size: int) -> dict[str, Any]:
     """This node's link listener for the other nodes of ``cluster``: cryptosign with their node keys only."""
     principals = {node_authid(p.name): {"role": LINK_ROLE, "authorized_keys": [p.key]} for p in cluster.peers}
     return {
@@ -187,6 +213,8 @@ def cluster_listener(cluster: Cluster) -> dict[str, Any]:
         "id": "transport_cluster",
         "endpoint": {"type": "tcp", "interface": cluster.host, "port": cluster.port},
         "serializers": ["cbor"],
+        # What crosses is a client's message and a little more; Crossbar's own default would be 16 MiB.
+        "options": {"max_message_size": max_message_size + LINK_OVERHEAD},
         "auth": {"cryptosign": {"type": "static", "principals": principals}},
     }
 

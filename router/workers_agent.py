@@ -23,7 +23,7 @@ from autobahn.wamp.types import CallDetails, RegisterOptions
 from router import uris
 from router.authz.install import install_roles, realm_routers
 from router.component import ComponentSession
-from router.workers import MAX_WORKERS, meta_uri, metrics_uri, roles_uri
+from router.workers import meta_uri, metrics_uri, roles_uri
 
 __all__ = ["META_PROCEDURES", "WorkerAgent", "each_worker"]
 
@@ -54,9 +54,9 @@ class WorkerAgent(ComponentSession):
             from router.seam.channels import attach
 
             attach(self._router, ChannelIndex(Channel(**c) for c in channels), None, None)
-        await self.register(self._meta, meta_uri(worker), options=RegisterOptions(details_arg="details"))
-        await self.register(self._roles, roles_uri(worker), options=RegisterOptions(details_arg="details"))
-        await self.register(self._metrics, metrics_uri(worker), options=RegisterOptions(details_arg="details"))
+        await self.register(self._meta, meta_uri(worker), options=RegisterOptions(details=True))
+        await self.register(self._roles, roles_uri(worker), options=RegisterOptions(details=True))
+        await self.register(self._metrics, metrics_uri(worker), options=RegisterOptions(details=True))
 
     async def _meta(self, procedure: str, *args: Any, details: CallDetails, **kwargs: Any) -> Any:
         _trusted_only(details, "the worker meta relay")
@@ -75,16 +75,22 @@ class WorkerAgent(ComponentSession):
         install_roles(self._router, definitions, set(removed))
 
 
-async def each_worker(session: Any, procedure: str, *args: Any, **kwargs: Any) -> list[Any]:
-    """``procedure`` of the WAMP session meta API (:data:`META_PROCEDURES`) called in every router worker of
-    ``session``'s node (a ``trusted`` session of the first worker's realm): the answers, the first worker's
-    first. Ends at the first worker index without an agent, so it needs no worker count."""
+async def each_worker(session: Any, workers: int, procedure: str, *args: Any, **kwargs: Any) -> list[Any]:
+    """``procedure`` of the WAMP session meta API (:data:`META_PROCEDURES`) called in each of the node's
+    ``workers`` router workers by ``session`` (a ``trusted`` session of the first worker's realm): the answers,
+    the first worker's first. Raises ``switchboard.error.worker_unavailable`` naming a worker whose agent does
+    not answer (after asking all the others), so a caller never takes a partial answer for a whole one."""
     answers = [await session.call(procedure, *args, **kwargs)]
-    for worker in range(1, MAX_WORKERS):
+    missing = []
+    for worker in range(1, workers):
         try:
             answers.append(await session.call(meta_uri(worker), procedure, *args, **kwargs))
         except ApplicationError as e:
-            if e.error == ApplicationError.NO_SUCH_PROCEDURE:
-                break
-            raise
+            if e.error not in (ApplicationError.NO_SUCH_PROCEDURE, ApplicationError.CANCELED):
+                raise
+            missing.append(str(worker))
+    if missing:
+        raise ApplicationError(
+            uris.WORKER_UNAVAILABLE, f"router worker(s) {', '.join(missing)} did not answer {procedure}: retry"
+        )
     return answers

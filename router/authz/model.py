@@ -24,11 +24,13 @@ __all__ = [
     "role_problems",
 ]
 
+#: The role the links between router workers and nodes join with (:mod:`router.workers`).
+LINK_ROLE = "switchboard-link"
 #: Role names Crossbar keeps for itself (``crossbar.router.router.Router.RESERVED_ROLES``): ``trusted`` may use
 #: the meta API and register/publish under ``wamp.*``, and Crossbar refuses to add or drop it at run time.
 #: Switchboard's control socket grants it; no configured or stored role may take the name. Nor may the role of
-#: the links between router workers (:data:`router.workers.LINK_ROLE`).
-RESERVED_ROLES: frozenset[str] = frozenset({"trusted", "switchboard-link"})
+#: the links between router workers (:data:`LINK_ROLE`).
+RESERVED_ROLES: frozenset[str] = frozenset({"trusted", LINK_ROLE})
 
 Action = Literal["call", "register", "publish", "subscribe"]
 Match = Literal["exact", "prefix", "wildcard"]

@@ -23,6 +23,10 @@ client past its role or grow the router's memory:
    open to every role, ``switchboard.presence.<topic>`` is decided as a subscription to ``<topic>``, and
    pattern subscriptions reaching into it by the role's right to subscribe to the topics they reach.
 
+5. **The node's own procedures** (``switchboard.node.*``: the readiness report, the agents of the router
+   workers, :mod:`router.workers`): no session but the node's own may register anything that could receive
+   their calls (:func:`router.workers.reaches_node_uris`), whatever its role allows.
+
 The role *models* (:class:`router.authz.model.Role`) a router decides patterns with are recorded by
 :func:`record_roles`, which the live role installation calls for every role of the realm at start and on
 every change.
@@ -41,7 +45,7 @@ from router.authz.model import Role
 from router.authz.rules import pattern_allowed
 from router.channels.access import exact_decision, pattern_reaches_channels, presence_pattern
 from router.config import Limits
-from router.workers import LINK_ROLE
+from router.workers import LINK_ROLE, reaches_node_uris
 
 __all__ = [
     "CHANNELS_ATTRIBUTE",
@@ -146,6 +150,8 @@ def _make_authorize(cache_size: int) -> Any:
         match = (options or {}).get("match") or "exact"
         channels = getattr(self, CHANNELS_ATTRIBUTE, None)
         unrestricted = authrole == "trusted" or authrole in LINK_ROLES  # the node's own sessions
+        if action == "register" and not unrestricted and reaches_node_uris(uri, match):
+            return defer.succeed(_denied(action))  # the node's own procedures (router.workers)
         if match != "exact" and not unrestricted:
             model = role_model(self, authrole)
             allowed = model is not None and pattern_allowed(model.allow, model.deny, uri, match, action)

@@ -261,11 +261,14 @@ def test_revocation_without_a_running_node_says_nothing_more(tmp_path: Path) -> 
 # -- reserved roles ------------------------------------------------------------------------------------------
 
 
-def test_reserved_roles_are_crossbars() -> None:
-    """Switchboard's reserved role names are exactly the ones the pinned Crossbar keeps for itself."""
+def test_reserved_roles_are_crossbars_and_the_links() -> None:
+    """Switchboard's reserved role names are the ones the pinned Crossbar keeps for itself, and the role of the
+    links between router workers (router.workers)."""
     from crossbar.router.router import Router
 
-    assert set(Router.RESERVED_ROLES) == RESERVED_ROLES
+    from router.workers import LINK_ROLE
+
+    assert set(Router.RESERVED_ROLES) | {LINK_ROLE} == RESERVED_ROLES
 
 
 # -- the chat's bounded rooms ---------------------------------------------------------------------------------

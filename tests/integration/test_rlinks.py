@@ -124,6 +124,31 @@ async def test_a_callee_error_reaches_the_caller_as_raised(mesh: LinkedNode) -> 
     )
 
 
+async def test_keyword_arguments_cross_whole_and_stay_whole_in_the_publishers_worker(mesh: LinkedNode) -> None:
+    """Keyword arguments, one of them named ``details`` (autobahn's own name for its details object), reach a
+    callee across the link and subscribers in the publisher's worker (1) and across it, unchanged."""
+    procedure, topic = unique(), unique()
+    payload = {"other": 2, "details": {"x": 1}}
+    async with (
+        mesh.session(0, "shown", "callee") as callee,
+        mesh.session(1, "shown", "caller") as caller,
+        mesh.session(1, "shown", "near") as near,
+        mesh.session(0, "shown", "far") as far,
+    ):
+        await callee.register(lambda *args, **kwargs: [list(args), kwargs], procedure)
+        inboxes = []
+        for s in (near, far):
+            inbox: defer.DeferredQueue[Any] = defer.DeferredQueue()
+            await s.subscribe(lambda *args, inbox=inbox, **kwargs: inbox.put((args, kwargs)), topic)
+            inboxes.append(inbox)
+        await everywhere(mesh, "registration", procedure)
+        await everywhere(mesh, "subscription", topic)
+        assert await wait(caller.call(procedure, 1, **payload), mesh.reactor) == [[1], payload]
+        await caller.publish(topic, 1, options=PublishOptions(acknowledge=True), **payload)
+        for inbox in inboxes:
+            assert await wait(inbox.get(), mesh.reactor) == ((1,), payload)
+
+
 # --- 2. caller identity ---------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 from twisted.internet import task
 
 from components import uris as app
@@ -50,7 +50,7 @@ def two_workers(reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     # A role that may call anything, to show the agents answer the node's own sessions only.
     doc["realms"][0]["roles"]["everything"] = {
-        "allow": [{"uri": "", "match": "prefix", "actions": ["call"], "disclose": True}]
+        "allow": [{"uri": "", "match": "prefix", "actions": ["call", "register"], "disclose": True}]
     }
     tmp = tmp_path_factory.mktemp("two-workers")
     with running(start_node(reactor, write_config(tmp, doc), tmp / "data")) as node:
@@ -264,3 +264,22 @@ async def test_the_login_throttle_holds_for_the_node_not_per_worker(reactor: Any
     # At least 6 refused (more when the kernel gave one worker fewer than its 3: those it checks all).
     after = await scrape_until(reactor, base, lambda now: now.get(refusals, 0) >= before + 12 - 6)
     assert after[refusals] - before >= 12 - 6
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_client_registers_what_could_take_the_agents_calls(reactor: Any, two_workers: RunningNode) -> None:
+    """A role allowed to register everything still cannot register the agents' URIs, nor a prefix or
+    wildcard that covers them (which would take their calls while a link reconnects): not_authorized; an
+    ordinary registration of the same session works."""
+    user = add_user(two_workers, role="everything")
+    async with ticket(reactor, two_workers, user) as s:
+        for uri, match in (
+            (meta_uri(1), "exact"),
+            ("", "prefix"),
+            ("switchboard.no", "prefix"),
+            ("switchboard..x", "wildcard"),
+        ):
+            with pytest.raises(ApplicationError) as refused:
+                await s.register(lambda *a: None, uri, options=RegisterOptions(match=match))
+            assert refused.value.error == uris.NOT_AUTHORIZED, (uri, match)
+        await s.register(lambda: "mine", f"app.own{uuid.uuid4().hex[:8]}")

@@ -224,3 +224,41 @@ def test_a_replaced_router_keeps_its_counts() -> None:
     finally:
         seam_metrics._routers.clear()
         seam_metrics._retired.clear()
+
+
+def test_worker_expositions_merge_into_node_totals() -> None:
+    """Samples with the same name and labels are summed across workers; creation and start times take the
+    earliest, the per-process fd limit the largest; a family only one worker has is kept."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from router.metrics import merged
+
+    first = (
+        "# HELP switchboard_calls_total Calls.\n# TYPE switchboard_calls_total counter\n"
+        'switchboard_calls_total{procedure="a"} 3.0\n'
+        "# HELP switchboard_process_start_time_seconds Start.\n# TYPE switchboard_process_start_time_seconds gauge\n"
+        "switchboard_process_start_time_seconds 200.0\n"
+        "# HELP switchboard_process_max_fds Limit.\n# TYPE switchboard_process_max_fds gauge\n"
+        "switchboard_process_max_fds 1024.0\n"
+    )
+    second = (
+        "# HELP switchboard_calls_total Calls.\n# TYPE switchboard_calls_total counter\n"
+        'switchboard_calls_total{procedure="a"} 4.0\nswitchboard_calls_total{procedure="b"} 1.0\n'
+        "# HELP switchboard_process_start_time_seconds Start.\n# TYPE switchboard_process_start_time_seconds gauge\n"
+        "switchboard_process_start_time_seconds 100.0\n"
+        "# HELP switchboard_process_max_fds Limit.\n# TYPE switchboard_process_max_fds gauge\n"
+        "switchboard_process_max_fds 4096.0\n"
+        "# HELP switchboard_only_here Only here.\n# TYPE switchboard_only_here gauge\nswitchboard_only_here 5.0\n"
+    )
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(merged([first, second]).decode())
+        for s in family.samples
+    }
+    assert samples == {
+        ("switchboard_calls_total", (("procedure", "a"),)): 7.0,
+        ("switchboard_calls_total", (("procedure", "b"),)): 1.0,
+        ("switchboard_process_start_time_seconds", ()): 100.0,
+        ("switchboard_process_max_fds", ()): 4096.0,
+        ("switchboard_only_here", ()): 5.0,
+    }

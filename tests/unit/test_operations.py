@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer, task
+from twisted.web.server import NOT_DONE_YET
 
 from router.compile import compile_node
 from router.config import ConfigError, parse_config
@@ -272,3 +273,38 @@ def test_an_exposition_is_reused_for_a_second() -> None:
     clock.advance(METRICS_MAX_AGE / 2)
     assert get(authorized) == (200, b"switchboard_x 2\n")
     assert made == [0.0, METRICS_MAX_AGE]
+
+
+def test_an_exposition_made_later_answers_every_waiting_request_once() -> None:
+    """With a render that returns a Deferred (several router workers), requests arriving meanwhile share one
+    exposition, all answered when it is made; one already made answers at once; a failure answers 503."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from router.operations import METRICS_MAX_AGE, Metrics
+
+    clock = task.Clock()
+    pending: list[defer.Deferred[tuple[bytes, str]]] = []
+
+    def render() -> defer.Deferred[tuple[bytes, str]]:
+        pending.append(defer.Deferred())
+        return pending[-1]
+
+    endpoint = Metrics(None, clock, render)
+    first, second = DummyRequest([b""]), DummyRequest([b""])
+    assert endpoint.render_GET(first) is NOT_DONE_YET
+    assert endpoint.render_GET(second) is NOT_DONE_YET
+    assert len(pending) == 1
+    pending[0].callback((b"switchboard_x 1\n", "text/plain"))
+    assert [b"".join(r.written) for r in (first, second)] == [b"switchboard_x 1\n"] * 2
+    assert (first.finished, second.finished) == (1, 1)
+
+    clock.advance(METRICS_MAX_AGE)
+    made = Metrics(None, clock, lambda: defer.succeed((b"switchboard_x 2\n", "text/plain")))
+    at_once = DummyRequest([b""])
+    assert made.render_GET(at_once) is NOT_DONE_YET
+    assert (b"".join(at_once.written), at_once.finished) == (b"switchboard_x 2\n", 1)
+
+    failing = Metrics(None, clock, lambda: defer.fail(RuntimeError("no worker")))
+    broken = DummyRequest([b""])
+    failing.render_GET(broken)
+    assert (broken.responseCode, broken.finished) == (503, 1)

@@ -143,3 +143,29 @@ def test_each_worker_applies_its_share_of_what_clients_drive_up() -> None:
     assert (shared_limits.max_connections_per_peer, shared_limits.max_log_events) == (25, 25)
     assert shared_limits.max_pending_calls == 100
     assert shared_limits.max_connections == limits.max_connections
+
+
+@pytest.mark.parametrize(
+    ("uri", "match", "reaches"),
+    [
+        ("switchboard.node.worker.1.meta", "exact", True),
+        ("switchboard.node.components", "exact", True),
+        ("switchboard.admin.user.add", "exact", False),
+        ("", "prefix", True),
+        ("switchboard", "prefix", True),
+        ("switchboard.no", "prefix", True),
+        ("switchboard.node.worker", "prefix", True),
+        ("switchboard.admin", "prefix", False),
+        ("app", "prefix", False),
+        ("switchboard..x", "wildcard", True),
+        ("..worker", "wildcard", True),
+        ("switchboard.admin.", "wildcard", False),
+        ("a.b", "wildcard", False),
+    ],
+)
+def test_what_reaches_the_nodes_own_procedures(uri: str, match: str, reaches: bool) -> None:
+    """Exact URIs under switchboard.node., prefixes of it (as raw strings) or under it, and wildcards whose
+    first two components may be switchboard.node (three components at least) reach the node's procedures."""
+    from router.workers import reaches_node_uris
+
+    assert reaches_node_uris(uri, match) is reaches

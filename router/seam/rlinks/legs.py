@@ -20,6 +20,9 @@ __all__ = ["RELIED_ON", "SIGNATURES", "Mirror", "on_message", "setup_event_forwa
 
 #: Crossbar names this module relies on (``tests/unit/test_seam_canary.py`` checks them).
 RELIED_ON = [
+    # The node key the links log in with: made and read by router.launch.node_public_key before the node starts.
+    "crossbar.common.key._maybe_generate_node_key",
+    "crossbar.common.key._read_node_key",
     "crossbar.worker.rlink.BridgeSession.onMessage",
     "crossbar.worker.rlink.BridgeSession._setup_event_forwarding",
     "crossbar.worker.rlink.BridgeSession._setup_invocation_forwarding",
@@ -156,23 +159,26 @@ class Mirror:
             self.sync()
 
     def _forward_event(self, uri: str) -> Callable[..., None]:
-        def on_event(*args: Any, **kwargs: Any) -> None:
-            details = kwargs.pop("details")
+        def on_event(*_: Any, details: Any, **__: Any) -> None:
             entry = marked(details.forward_for)
-            if entry is None or self.stopped:
+            payload = self.other.__dict__.get("_sb_payload")
+            if entry is None or payload is None or self.stopped:
                 return
+            args, kwargs = payload
             options = PublishOptions(acknowledge=False, forward_for=[entry])
             self.leg.publish(details.topic or uri, *args, options=options, **kwargs)
 
         return on_event
 
     def _forward_call(self, uri: str) -> Callable[..., Any]:
-        async def on_call(*args: Any, **kwargs: Any) -> Any:
-            details = kwargs.pop("details")
-            # autobahn's CallDetails has no forward_for: _on_message keeps it while the INVOCATION is handled.
+        async def on_call(*_: Any, details: Any, **__: Any) -> Any:
+            # autobahn's CallDetails has no forward_for, and its details replace a kwarg of that name: on_message
+            # keeps both while the INVOCATION is handled (before this coroutine's first await).
             entry = self.other.__dict__.get("_sb_invocation")
-            if entry is None:
+            payload = self.other.__dict__.get("_sb_payload")
+            if entry is None or payload is None:
                 raise ApplicationError(ApplicationError.NO_SUCH_PROCEDURE, "not a forwarded call")
+            args, kwargs = payload
             progress = details.progress
             options = CallOptions(
                 forward_for=[entry],
@@ -249,12 +255,16 @@ def on_message(self: Any, msg: Any) -> Any:
     from autobahn.wamp.protocol import ApplicationSession
 
     on_message: Any = ApplicationSession.onMessage
-    if msg.__class__ is message.Invocation:
-        self._sb_invocation = marked(msg.forward_for)
+    if msg.__class__ is message.Invocation or msg.__class__ is message.Event:
+        # The payload as sent: autobahn adds its details object to the kwargs it hands a handler, under the
+        # name "details", which a client's own keyword argument may have.
+        self._sb_payload = (list(msg.args or ()), dict(msg.kwargs or {}))
+        self._sb_invocation = marked(msg.forward_for) if msg.__class__ is message.Invocation else None
         try:
             return on_message(self, msg)
         finally:
             self._sb_invocation = None
+            self._sb_payload = None
     return on_message(self, msg)
 
 

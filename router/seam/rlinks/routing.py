@@ -233,11 +233,12 @@ def _marked_event(router: Any, msg: Any) -> Any:
         value = getattr(publish, name)
         if value:
             mark[name] = value
+    # Copies: a leg in this process gets the message object itself, and autobahn adds its details to the kwargs.
     return message.Event(
         msg.subscription,
         msg.publication,
-        args=msg.args,
-        kwargs=msg.kwargs,
+        args=list(msg.args) if msg.args is not None else None,
+        kwargs=dict(msg.kwargs) if msg.kwargs is not None else None,
         topic=publish.topic,
         forward_for=[_origin(mark, *origin)],
     )
@@ -246,6 +247,8 @@ def _marked_event(router: Any, msg: Any) -> Any:
 def _mark_invocation(msg: Any) -> None:
     caller = msg._router_internal
     msg.forward_for = [_origin({"disclose": msg.caller is not None}, *caller)]
+    if msg.kwargs is not None:  # the CALL's own dict: a leg in this process would get autobahn's details in it
+        msg.kwargs = dict(msg.kwargs)
 
 
 def _make_send(original: Callable[..., Any]) -> Callable[..., Any]:
