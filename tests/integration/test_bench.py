@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def test_quick_benchmark_measures_every_scenario_on_every_system(tmp_path: Path) -> None:
     """`bench/run.py --quick` exits 0, prints each table with its command, and every cell has a measured rate;
-    the channel fan-out had every subscriber as a presence member, and the history run measured the router's RSS."""
+    the channel fan-out had every subscriber as a presence member, the history run measured the router's RSS,
+    and the scale run served its offered rates on one and two router workers."""
     assert shutil.which("node"), "Node.js is required for the load generators"
     assert (ROOT / "bench" / "js" / "node_modules").is_dir(), "run `npm install --prefix bench/js` first (tox does)"
     out = tmp_path / "quick.json"
@@ -34,7 +35,7 @@ def test_quick_benchmark_measures_every_scenario_on_every_system(tmp_path: Path)
     )
     assert run.returncode == 0, run.stdout + run.stderr
     titles = ("### RPC", "### Pub/sub fan-out", "### Joined idle sessions", "### Login storm", "### Startup",
-              "### Channels: fan-out", "### Channel history")  # fmt: skip
+              "### Channels: fan-out", "### Channel history", "### Scale-out")  # fmt: skip
     for title in titles:
         assert title in run.stdout, run.stdout
     assert "Command: `.venv/bin/python bench/run.py --quick" in run.stdout
@@ -49,13 +50,18 @@ def test_quick_benchmark_measures_every_scenario_on_every_system(tmp_path: Path)
         + [("startup", "ready", s) for s in ("switchboard", "crossbar", "echo")]
         + [("channels", f"10 subscribers, {c}", "switchboard") for c in ("plain topic", "channel (history + presence)")]
         + [("history", "2000 events in 2 topics", "switchboard")]
-    )
+        + [("scale", c, s) for c in ("rpc, 4 callers, 200 calls/s", "fanout, 10 subscribers, 50 events/s")
+           for s in ("switchboard", "switchboard-2w")]
+    )  # fmt: skip
     assert sorted(cells) == sorted(expected)
     for key, cell in cells.items():
         headline = cell["seconds"] if key[0] == "startup" else cell["rate"]
         assert headline > 0, key
-        if key[0] in ("rpc", "fanout", "login", "channels"):
+        if key[0] in ("rpc", "fanout", "login", "channels", "scale"):
             assert cell["cpu_us"] > 0, key  # the routing process was found and did the work
+        if key[0] == "scale":  # the offered rate was served, by every worker's CPU counted
+            assert cell["rate"] >= 0.9 * cell["offered"], key
+            assert cell["per_node"] == pytest.approx(cell["workers"] * 1e6 / cell["cpu_us"], rel=0.5), key
         if key[0] in ("rpc", "fanout", "channels"):
             assert 0 < cell["p50_ms"] <= cell["p99_ms"], key
     # The load generator checked the presence list before measuring; the report carries what it found.

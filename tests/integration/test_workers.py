@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
-from twisted.internet import task
+from twisted.internet import task, threads
 
 from components import uris as app
 from router import uris
@@ -23,6 +23,7 @@ from router.launch import RunningNode
 from router.testkit import Inbox, JoinRefused, session, start_node, wait
 from router.workers import LINK_ROLE, meta_uri, roles_uri
 from tests.conftest import demo_document, running, write_config
+from tests.integration.cli import switchboard
 from tests.integration.test_operations import anonymous_sessions, http_base, ready_becomes, scrape, scrape_until
 from tests.integration.users import TestUser, add_user
 
@@ -283,3 +284,21 @@ async def test_no_client_registers_what_could_take_the_agents_calls(reactor: Any
                 await s.register(lambda *a: None, uri, options=RegisterOptions(match=match))
             assert refused.value.error == uris.NOT_AUTHORIZED, (uri, match)
         await s.register(lambda: "mine", f"app.own{uuid.uuid4().hex[:8]}")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_cli_closes_a_disabled_users_sessions_in_every_worker(reactor: Any, two_workers: RunningNode) -> None:
+    """`switchboard user disable` on the node's data directory closes the user's sessions on both workers
+    before it returns (the control socket reaches the second through its agent)."""
+    admin, user = add_user(two_workers, role="admin"), add_user(two_workers)
+    config = two_workers.data_dir.parent / "switchboard.json"
+    async with (
+        ticket(reactor, two_workers, admin) as a,
+        on_each_worker(a, lambda: ticket(reactor, two_workers, user)) as sessions,
+    ):
+        args = ("user", "disable", user.authid, "--config", str(config), "--data-dir", str(two_workers.data_dir))
+        result = await threads.deferToThread(switchboard, *args)
+        assert result.returncode == 0, result.stderr
+        for s in sessions.values():
+            await wait(s.left, reactor, timeout=5.0)
+            assert s.close_reason == uris.CREDENTIALS_REVOKED
