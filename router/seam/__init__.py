@@ -55,7 +55,9 @@ from router.config import Limits
 from router.peers import networks
 
 __all__ = [
+    "DEALER_CALL",
     "MODULES",
+    "OBSERVERS",
     "UNVERIFIED_ENV",
     "VERIFIED",
     "UnverifiedVersion",
@@ -73,6 +75,29 @@ __all__ = [
 #: pins in ``pyproject.toml``). Twisted is here because :mod:`router.seam.transport` reads private
 #: attributes of its file descriptors; txaio is not, as only its public API is used.
 VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.10.2", "twisted": "26.10.0"}
+
+#: ``SIGNATURES`` entries several modules share (each module still lists what it relies on).
+DEALER_CALL: dict[str, tuple[str, ...]] = {
+    "crossbar.router.dealer.Dealer._call": (
+        "self",
+        "session",
+        "call",
+        "registration",
+        "authorization",
+        "is_queued_call",
+    ),
+}
+OBSERVERS: dict[str, tuple[str, ...]] = {
+    "crossbar.router.observation.UriObservationMap.add_observer": (
+        "self",
+        "observer",
+        "uri",
+        "match",
+        "extra",
+        "observer_extra",
+    ),
+    "crossbar.router.observation.UriObservationMap.drop_observer": ("self", "observer", "observation"),
+}
 
 #: Set to ``1`` to run on versions other than :data:`VERIFIED` (to try an upgrade): see :func:`allowed`.
 UNVERIFIED_ENV = "SWITCHBOARD_UNVERIFIED"

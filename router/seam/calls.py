@@ -33,6 +33,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.logger import Logger
 
 from router.config import Limits
+from router.seam import DEALER_CALL
 from router.uris import TOO_MANY_PENDING_CALLS
 from router.workers import LINK_ROLE
 
@@ -82,14 +83,7 @@ SIGNATURES = {
         "authorization",
         "timeout",
     ),
-    "crossbar.router.dealer.Dealer._call": (
-        "self",
-        "session",
-        "call",
-        "registration",
-        "authorization",
-        "is_queued_call",
-    ),
+    **DEALER_CALL,
     "crossbar.router.dealer.Dealer._remove_invoke_request": ("self", "invocation_request"),
     "crossbar.router.dealer._can_cancel": ("session", "side"),
     "crossbar.router.router.Router.attach": ("self", "session"),

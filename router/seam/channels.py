@@ -35,6 +35,7 @@ from router.authz.rules import discloses
 from router.channels.history import History
 from router.channels.index import ChannelIndex
 from router.channels.presence import Presence
+from router.seam import OBSERVERS
 from router.seam.authorization import CHANNELS_ATTRIBUTE, role_model
 
 __all__ = ["RELIED_ON", "SIGNATURES", "ChannelStore", "attach", "may_subscribe", "publish_kwargs"]
@@ -72,15 +73,7 @@ RELIED_ON = [
 
 SIGNATURES = {
     "crossbar.router.broker.Broker.detach": ("self", "session"),
-    "crossbar.router.observation.UriObservationMap.add_observer": (
-        "self",
-        "observer",
-        "uri",
-        "match",
-        "extra",
-        "observer_extra",
-    ),
-    "crossbar.router.observation.UriObservationMap.drop_observer": ("self", "observer", "observation"),
+    **OBSERVERS,
     "crossbar.interfaces.IRealmStore.store_event": ("self", "session", "publication_id", "publish"),
 }
 

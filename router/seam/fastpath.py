@@ -63,7 +63,7 @@ from twisted.logger import Logger
 
 from router.channels.access import exact_decision
 from router.patches import Patches
-from router.seam import authorization, framing
+from router.seam import DEALER_CALL, authorization, framing
 
 __all__ = ["RELIED_ON", "SIGNATURES", "SWITCH_ENV", "Taken", "install", "installed", "taken", "uninstall"]
 
@@ -126,14 +126,7 @@ RELIED_ON = [
 #: What is replaced or called with positional arguments: the parameters expected.
 SIGNATURES = {
     "crossbar.router.dealer.Dealer.processCall": ("self", "session", "call"),
-    "crossbar.router.dealer.Dealer._call": (
-        "self",
-        "session",
-        "call",
-        "registration",
-        "authorization",
-        "is_queued_call",
-    ),
+    **DEALER_CALL,
     "crossbar.router.router.Router.validate": ("self", "payload_type", "uri", "args", "kwargs", "validate"),
     "crossbar.router.router.Router.send": ("self", "session", "msg"),
     "autobahn.wamp.websocket.WampWebSocketProtocol.send": ("self", "msg"),

@@ -34,6 +34,7 @@ from router.config import Limits
 from router.metrics import Counts, counts
 from router.patches import Patches
 from router.peers import Networks, client_address, networks
+from router.seam import DEALER_CALL
 from router.workers import LINK_ROLE
 
 __all__ = [
@@ -70,14 +71,7 @@ SIGNATURES = {
     "crossbar.router.router.Router._session_joined": ("self", "session", "session_details"),
     "crossbar.router.router.Router._session_left": ("self", "session", "session_details", "close_details"),
     "crossbar.router.router.Router.stats": ("self", "reset"),
-    "crossbar.router.dealer.Dealer._call": (
-        "self",
-        "session",
-        "call",
-        "registration",
-        "authorization",
-        "is_queued_call",
-    ),
+    **DEALER_CALL,
     "crossbar.router.dealer.Dealer.processInvocationError": ("self", "session", "error"),
 }
 

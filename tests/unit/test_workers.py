@@ -169,3 +169,31 @@ def test_what_reaches_the_nodes_own_procedures(uri: str, match: str, reaches: bo
     from router.workers import reaches_node_uris
 
     assert reaches_node_uris(uri, match) is reaches
+
+
+def test_link_listeners_take_no_more_than_a_client_message(tmp_path: Path) -> None:
+    """The link sockets of the workers and a cluster's TCP listener refuse messages above the largest listener's
+    max_message_size plus the forwarding overhead (Crossbar's own default would be 16 MiB, for anyone who
+    connects, before any login)."""
+    from router.compile import compile_node
+    from router.workers import LINK_OVERHEAD
+
+    config = parse_config(cluster_document(), tmp_path)
+    largest = max(t.max_message_size for t in config.transports)
+    (worker,) = compile_node(with_port(config, 18080), control_socket="/run/c.sock", store_path="/run/u.db")["workers"]
+    cluster = next(t for t in worker["transports"] if t["id"] == "transport_cluster")
+    assert cluster["options"]["max_message_size"] == largest + LINK_OVERHEAD
+    doc = demo_document()
+    doc["workers"], doc["operations"] = 2, {"port": 0}
+    for realm in doc["realms"]:
+        for channel in realm.get("channels", []):
+            channel.pop("presence", None)
+    compiled = compile_node(
+        with_port(parse_config(doc, tmp_path), 18080),
+        control_socket="/run/c.sock",
+        store_path="/run/u.db",
+        node_key="ab" * 32,
+    )
+    for w in compiled["workers"]:
+        link = next(t for t in w["transports"] if t["id"] == "transport_link")
+        assert link["options"]["max_message_size"] == largest + LINK_OVERHEAD

@@ -16,6 +16,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.logger import Logger
 
 from router.patches import Patches
+from router.seam import DEALER_CALL, OBSERVERS
 from router.workers import LINK_ROLE
 
 if TYPE_CHECKING:
@@ -73,23 +74,8 @@ SIGNATURES = {
     "crossbar.router.router.Router.send": ("self", "session", "msg"),
     "crossbar.router.router.Router.process": ("self", "session", "msg"),
     "crossbar.router.broker.Broker._filter_publish_receivers": ("self", "receivers", "publish"),
-    "crossbar.router.dealer.Dealer._call": (
-        "self",
-        "session",
-        "call",
-        "registration",
-        "authorization",
-        "is_queued_call",
-    ),
-    "crossbar.router.observation.UriObservationMap.add_observer": (
-        "self",
-        "observer",
-        "uri",
-        "match",
-        "extra",
-        "observer_extra",
-    ),
-    "crossbar.router.observation.UriObservationMap.drop_observer": ("self", "observer", "observation"),
+    **DEALER_CALL,
+    **OBSERVERS,
 }
 
 #: The topic on which a router tells the remote legs of other workers what it is interested in; only
